@@ -1,0 +1,379 @@
+//! The one typed event model: every request, approval, login, credential, refusal and revocation
+//! is an [`Event`]. The broker stores them and publishes them on the bus; SIEMs get them as JSON
+//! lines or CEF ([`Event::to_cef`]).
+
+mod cef;
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::asset::Protocol;
+use crate::id::{AssetName, CredentialName, GrantId, OrgName, UserName, ZoneName};
+use crate::level::PurdueLevel;
+
+/// Something that happened, who did it, from where, in which zone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Event {
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The user who acted; absent for the system itself and anonymous clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<UserName>,
+    /// The client address, for events caused by a network request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub source: Option<IpAddr>,
+    /// The zone concerned, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<ZoneName>,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// Who is quarantined.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", content = "name", rename_all = "snake_case")]
+pub enum QuarantineSubject {
+    /// A vendor: no new requests, grants or sessions.
+    Vendor(UserName),
+    /// An asset: no new grants or sessions to it.
+    Asset(AssetName),
+}
+
+impl std::fmt::Display for QuarantineSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Vendor(name) => write!(f, "vendor {name}"),
+            Self::Asset(name) => write!(f, "asset {name}"),
+        }
+    }
+}
+
+/// What happened, with its details.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A node started serving.
+    ServerStarted {
+        /// Version of otgate.
+        version: String,
+        /// Roles the node runs.
+        roles: Vec<String>,
+    },
+    /// A node stopped.
+    ServerStopped {
+        /// Why.
+        reason: String,
+    },
+    /// A login succeeded.
+    LoginSucceeded {
+        /// Who.
+        user: UserName,
+    },
+    /// A login failed (wrong password, wrong code, unknown user, disabled).
+    LoginFailed {
+        /// The name given (untrusted, truncated).
+        user: String,
+        /// Why.
+        reason: String,
+    },
+    /// Too many failures: further attempts refused for a while.
+    LoginThrottled {
+        /// The name given (untrusted, truncated).
+        user: String,
+        /// Seconds until attempts are accepted again.
+        retry_after_secs: u64,
+    },
+    /// A user set a new password.
+    PasswordChanged {
+        /// Who.
+        user: UserName,
+    },
+    /// A user enrolled an authenticator app.
+    TotpEnrolled {
+        /// Who.
+        user: UserName,
+    },
+    /// An API token was revoked at logout.
+    LoggedOut {
+        /// Who.
+        user: UserName,
+    },
+    /// A user account was created.
+    UserAdded {
+        /// The new user.
+        user: UserName,
+        /// Roles given, as `role@domain`.
+        roles: Vec<String>,
+        /// Organisation, for vendors.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        org: Option<OrgName>,
+    },
+    /// A user registered an SSH public key.
+    KeyRegistered {
+        /// Whose key.
+        user: UserName,
+        /// SHA-256 fingerprint.
+        fingerprint: String,
+    },
+    /// An asset was added or changed.
+    AssetSaved {
+        /// The asset.
+        asset: AssetName,
+        /// Its level.
+        level: PurdueLevel,
+        /// Whether it is new.
+        created: bool,
+    },
+    /// A zone was added or changed.
+    ZoneSaved {
+        /// The zone.
+        name: ZoneName,
+    },
+    /// An inventory document was imported.
+    InventoryImported {
+        /// Zones in it.
+        zones: usize,
+        /// Assets in it.
+        assets: usize,
+    },
+    /// A credential was stored in the vault.
+    CredentialStored {
+        /// Its name.
+        credential: CredentialName,
+        /// `password` or `private_key`.
+        credential_kind: String,
+    },
+    /// A vendor asked for access.
+    RequestCreated {
+        /// Request (and future grant) id.
+        request: GrantId,
+        /// Who asked.
+        requester: UserName,
+        /// For which asset.
+        asset: AssetName,
+        /// Which protocols.
+        protocols: Vec<Protocol>,
+        /// Preset name, or `custom`.
+        scope: String,
+        /// Window start.
+        #[serde(with = "time::serde::rfc3339")]
+        start: OffsetDateTime,
+        /// Window end.
+        #[serde(with = "time::serde::rfc3339")]
+        end: OffsetDateTime,
+        /// Why.
+        reason: String,
+        /// Change or work-order ticket.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ticket: Option<String>,
+    },
+    /// An engineer approved (more approvals may still be needed).
+    RequestApproved {
+        /// The request.
+        request: GrantId,
+        /// Who approved.
+        approver: UserName,
+        /// Approvals so far.
+        approvals: u8,
+        /// Approvals needed.
+        needed: u8,
+    },
+    /// An engineer denied.
+    RequestDenied {
+        /// The request.
+        request: GrantId,
+        /// Why.
+        reason: String,
+    },
+    /// The requester withdrew.
+    RequestWithdrawn {
+        /// The request.
+        request: GrantId,
+    },
+    /// The window passed before enough approvals.
+    RequestLapsed {
+        /// The request.
+        request: GrantId,
+    },
+    /// Enough approvals: the request became a grant.
+    GrantIssued {
+        /// The grant.
+        grant: GrantId,
+        /// Who holds it.
+        vendor: UserName,
+        /// Where.
+        asset: AssetName,
+        /// Who approved.
+        approvers: Vec<UserName>,
+    },
+    /// The grant's window began.
+    GrantActivated {
+        /// The grant.
+        grant: GrantId,
+    },
+    /// The grant's window ended.
+    GrantExpired {
+        /// The grant.
+        grant: GrantId,
+    },
+    /// The grant was revoked; its sessions end and no new ones start.
+    GrantRevoked {
+        /// The grant.
+        grant: GrantId,
+        /// Who held it.
+        vendor: UserName,
+        /// Where.
+        asset: AssetName,
+        /// Why.
+        reason: String,
+    },
+    /// A vendor or asset was quarantined.
+    QuarantineStarted {
+        /// Quarantine id.
+        id: i64,
+        /// Who or what.
+        subject: QuarantineSubject,
+        /// Until when.
+        #[serde(with = "time::serde::rfc3339")]
+        until: OffsetDateTime,
+        /// Why.
+        reason: String,
+    },
+    /// A quarantine was lifted early or ran out.
+    QuarantineEnded {
+        /// Quarantine id.
+        id: i64,
+        /// Who or what.
+        subject: QuarantineSubject,
+        /// Lifted by someone (true) or expired (false).
+        lifted: bool,
+    },
+    /// An OpenSSH user certificate was issued for a grant.
+    CertificateIssued {
+        /// The grant.
+        grant: GrantId,
+        /// Certificate serial.
+        serial: u64,
+        /// Fingerprint of the certified key.
+        key_fingerprint: String,
+        /// Valid from.
+        #[serde(with = "time::serde::rfc3339")]
+        valid_after: OffsetDateTime,
+        /// Valid until.
+        #[serde(with = "time::serde::rfc3339")]
+        valid_before: OffsetDateTime,
+    },
+    /// A tunnel token (JWT) was issued for a grant.
+    TokenIssued {
+        /// The grant.
+        grant: GrantId,
+        /// Token id.
+        jti: String,
+        /// Expiry.
+        #[serde(with = "time::serde::rfc3339")]
+        expires: OffsetDateTime,
+    },
+    /// A request to the API was refused.
+    Refused {
+        /// HTTP method.
+        method: String,
+        /// Path (no query string).
+        path: String,
+        /// HTTP status.
+        status: u16,
+        /// Machine-readable code.
+        code: String,
+        /// The message given to the client.
+        message: String,
+    },
+}
+
+impl EventKind {
+    /// The event type, as in JSON (`request_created`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ServerStarted { .. } => "server_started",
+            Self::ServerStopped { .. } => "server_stopped",
+            Self::LoginSucceeded { .. } => "login_succeeded",
+            Self::LoginFailed { .. } => "login_failed",
+            Self::LoginThrottled { .. } => "login_throttled",
+            Self::PasswordChanged { .. } => "password_changed",
+            Self::TotpEnrolled { .. } => "totp_enrolled",
+            Self::LoggedOut { .. } => "logged_out",
+            Self::UserAdded { .. } => "user_added",
+            Self::KeyRegistered { .. } => "key_registered",
+            Self::AssetSaved { .. } => "asset_saved",
+            Self::ZoneSaved { .. } => "zone_saved",
+            Self::InventoryImported { .. } => "inventory_imported",
+            Self::CredentialStored { .. } => "credential_stored",
+            Self::RequestCreated { .. } => "request_created",
+            Self::RequestApproved { .. } => "request_approved",
+            Self::RequestDenied { .. } => "request_denied",
+            Self::RequestWithdrawn { .. } => "request_withdrawn",
+            Self::RequestLapsed { .. } => "request_lapsed",
+            Self::GrantIssued { .. } => "grant_issued",
+            Self::GrantActivated { .. } => "grant_activated",
+            Self::GrantExpired { .. } => "grant_expired",
+            Self::GrantRevoked { .. } => "grant_revoked",
+            Self::QuarantineStarted { .. } => "quarantine_started",
+            Self::QuarantineEnded { .. } => "quarantine_ended",
+            Self::CertificateIssued { .. } => "certificate_issued",
+            Self::TokenIssued { .. } => "token_issued",
+            Self::Refused { .. } => "refused",
+        }
+    }
+
+    /// Severity 0-10 (CEF scale): refusals and revocations stand out.
+    pub fn severity(&self) -> u8 {
+        match self {
+            Self::QuarantineStarted { .. } => 8,
+            Self::LoginThrottled { .. } => 7,
+            Self::GrantRevoked { .. }
+            | Self::Refused {
+                status: 401 | 403, ..
+            } => 6,
+            Self::LoginFailed { .. } | Self::Refused { .. } | Self::RequestDenied { .. } => 5,
+            Self::GrantIssued { .. }
+            | Self::CertificateIssued { .. }
+            | Self::TokenIssued { .. } => 4,
+            _ => 3,
+        }
+    }
+}
+
+impl Event {
+    /// An event happening now.
+    pub fn now(kind: EventKind) -> Self {
+        Self {
+            at: OffsetDateTime::now_utc(),
+            actor: None,
+            source: None,
+            zone: None,
+            kind,
+        }
+    }
+
+    /// Sets the actor.
+    pub fn by(mut self, actor: Option<UserName>) -> Self {
+        self.actor = actor;
+        self
+    }
+
+    /// Sets the client address.
+    pub fn from_addr(mut self, source: Option<IpAddr>) -> Self {
+        self.source = source;
+        self
+    }
+
+    /// Sets the zone.
+    pub fn in_zone(mut self, zone: Option<ZoneName>) -> Self {
+        self.zone = zone;
+        self
+    }
+}

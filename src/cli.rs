@@ -1,0 +1,410 @@
+//! The command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// otgate: just-in-time, command-scoped, recorded access to industrial assets.
+#[derive(Parser)]
+#[command(name = "otgate", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Print JSON instead of tables (list and show commands).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Where the otgate API is (client commands), e.g. https://gateway.plant:8443.
+    #[arg(long, global = true, env = "OTGATE_SERVER")]
+    pub server: Option<String>,
+    /// CA certificate that signed the server's certificate (client commands).
+    #[arg(long, global = true, env = "OTGATE_CA")]
+    pub ca: Option<PathBuf>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every command.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create a data directory: configuration, keys, CA, database, and an admin user.
+    Init(InitArgs),
+    /// Run the roles named in the configuration.
+    Serve {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run a complete demo plant on embedded defaults (initialises it on first run).
+    Demo(DemoArgs),
+    /// Validate a configuration and its inventory without binding ports.
+    Check {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Print the OpenAPI document of the API.
+    Openapi,
+    /// Log in and keep the token for the next commands.
+    Login(LoginArgs),
+    /// Forget the saved token and revoke it.
+    Logout,
+    /// The plant inventory.
+    #[command(subcommand)]
+    Assets(AssetsCommand),
+    /// User accounts (admins).
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Your SSH public keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Asset credentials in the vault (admins).
+    #[command(subcommand)]
+    Vault(VaultCommand),
+    /// Access requests.
+    #[command(subcommand)]
+    Request(RequestCommand),
+    /// Grants and their credentials.
+    #[command(subcommand)]
+    Grant(GrantCommand),
+    /// Quarantine of vendors and assets.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
+    /// The event log.
+    Events(EventsArgs),
+}
+
+/// `otgate init`.
+#[derive(Args)]
+pub struct InitArgs {
+    /// Directory to create (must not hold a configuration yet).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Address the API listens on.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
+    /// Extra host names or addresses for the server certificate.
+    #[arg(long = "hostname")]
+    pub hostnames: Vec<String>,
+    /// Name of the first admin.
+    #[arg(long, default_value = "admin")]
+    pub admin: String,
+}
+
+/// `otgate demo`.
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Demo directory (created on first run).
+    #[arg(long, default_value = "otgate-demo")]
+    pub dir: PathBuf,
+    /// Address the API listens on (port 0 picks a free one; demo.json tells which).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Demo helpers.
+    #[command(subcommand)]
+    pub command: Option<DemoCommand>,
+}
+
+/// Demo helpers.
+#[derive(Subcommand)]
+pub enum DemoCommand {
+    /// Print a seeded user's current authenticator code.
+    Totp {
+        /// User name from demo.json.
+        user: String,
+    },
+}
+
+/// `otgate login`.
+#[derive(Args)]
+pub struct LoginArgs {
+    /// User name.
+    #[arg(long, short)]
+    pub user: String,
+    /// Read the password from the first line of standard input (and a new password from the
+    /// second, when a one-time password must be changed).
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Authenticator code.
+    #[arg(long)]
+    pub totp: Option<String>,
+}
+
+/// `otgate assets ...`.
+#[derive(Subcommand)]
+pub enum AssetsCommand {
+    /// Assets you can see.
+    List,
+    /// One asset.
+    Show {
+        /// Asset name.
+        name: String,
+    },
+    /// Add or change one asset from a TOML file.
+    Add {
+        /// TOML file describing one asset.
+        file: PathBuf,
+    },
+    /// Import zones and assets from an inventory TOML file (all or nothing).
+    Import {
+        /// Inventory file.
+        file: PathBuf,
+    },
+}
+
+/// Roles as typed on the command line.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    /// Asks for access.
+    Vendor,
+    /// Approves and watches.
+    Engineer,
+    /// Reads recordings and events.
+    Auditor,
+    /// Manages assets, users, policy.
+    Admin,
+}
+
+/// `otgate users ...`.
+#[derive(Subcommand)]
+pub enum UsersCommand {
+    /// Create a user; prints a one-time password.
+    Add {
+        /// Login name.
+        name: String,
+        /// Role (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<RoleArg>,
+        /// Zone where the roles hold (repeatable; default every zone).
+        #[arg(long = "zone")]
+        zones: Vec<String>,
+        /// Vendor organisation.
+        #[arg(long)]
+        org: Option<String>,
+        /// Full name.
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// Every user.
+    List,
+}
+
+/// `otgate keys ...`.
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Register an SSH public key (the .pub file).
+    Add {
+        /// Public key file.
+        file: PathBuf,
+    },
+    /// Your registered keys.
+    List,
+}
+
+/// Credential kinds as typed.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum CredentialKindArg {
+    /// A password.
+    Password,
+    /// An OpenSSH private key.
+    PrivateKey,
+}
+
+/// `otgate vault ...`.
+#[derive(Subcommand)]
+pub enum VaultCommand {
+    /// Store an asset credential (read from --file, or standard input).
+    Add {
+        /// Credential name (referenced by asset endpoints).
+        name: String,
+        /// Kind.
+        #[arg(long, value_enum)]
+        kind: CredentialKindArg,
+        /// File holding the secret.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Names and kinds (never the secrets).
+    List,
+}
+
+/// Protocols as typed.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ProtocolArg {
+    /// SSH.
+    Ssh,
+    /// Modbus/TCP.
+    Modbus,
+    /// Plain TCP.
+    Tcp,
+}
+
+/// `otgate request ...`.
+#[derive(Subcommand)]
+pub enum RequestCommand {
+    /// Ask for access.
+    Create {
+        /// Asset name.
+        #[arg(long)]
+        asset: String,
+        /// Protocol (repeatable).
+        #[arg(long = "protocol", value_enum, required = true)]
+        protocols: Vec<ProtocolArg>,
+        /// A scope file (TOML) or a preset: read-only, maintenance.
+        #[arg(long)]
+        scope: String,
+        /// Start: `now`, `+30m`, or an RFC 3339 time.
+        #[arg(long, default_value = "now")]
+        start: String,
+        /// Length, e.g. 2h or 90m.
+        #[arg(long)]
+        duration: String,
+        /// Why (shown to approvers and auditors).
+        #[arg(long)]
+        reason: String,
+        /// Change or work-order ticket.
+        #[arg(long)]
+        ticket: Option<String>,
+    },
+    /// Requests you can see.
+    List(ListFilter),
+    /// One request.
+    Show {
+        /// Request id.
+        id: String,
+    },
+    /// Approve (engineers).
+    Approve {
+        /// Request id.
+        id: String,
+    },
+    /// Deny (engineers).
+    Deny {
+        /// Request id.
+        id: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Withdraw your own pending request.
+    Withdraw {
+        /// Request id.
+        id: String,
+    },
+}
+
+/// Filters of list commands.
+#[derive(Args)]
+pub struct ListFilter {
+    /// Only this status (pending, approved, active, expired, revoked, denied, withdrawn).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only this vendor.
+    #[arg(long)]
+    pub vendor: Option<String>,
+    /// Only this asset.
+    #[arg(long)]
+    pub asset: Option<String>,
+}
+
+/// `otgate grant ...`.
+#[derive(Subcommand)]
+pub enum GrantCommand {
+    /// Grants you can see.
+    List(ListFilter),
+    /// One grant.
+    Show {
+        /// Grant id.
+        id: String,
+    },
+    /// Revoke a grant, or every live grant of a vendor.
+    Revoke {
+        /// Grant id.
+        #[arg(required_unless_present = "vendor", conflicts_with = "vendor")]
+        id: Option<String>,
+        /// Revoke every live grant of this vendor instead.
+        #[arg(long)]
+        vendor: Option<String>,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Write the OpenSSH certificate for your registered key.
+    Cert {
+        /// Grant id.
+        id: String,
+        /// Which key: its .pub file or fingerprint (needed when you registered several).
+        #[arg(long)]
+        key: Option<String>,
+        /// Where to write it (default: beside --key as *-cert.pub, else grant-ID-cert.pub).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print a tunnel token (JWT) for the grant.
+    Token {
+        /// Grant id.
+        id: String,
+    },
+}
+
+/// `otgate quarantine ...`.
+#[derive(Subcommand)]
+pub enum QuarantineCommand {
+    /// Quarantine a vendor.
+    Vendor {
+        /// Vendor user name.
+        name: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// How long (default 2h).
+        #[arg(long)]
+        duration: Option<String>,
+    },
+    /// Quarantine an asset.
+    Asset {
+        /// Asset name.
+        name: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// How long (default 2h).
+        #[arg(long)]
+        duration: Option<String>,
+    },
+    /// Active and recent quarantines.
+    List,
+    /// End a quarantine early.
+    Lift {
+        /// Quarantine id.
+        id: i64,
+    },
+}
+
+/// Event output formats.
+#[derive(Clone, Copy, Default, ValueEnum)]
+pub enum EventFormat {
+    /// One line per event for people.
+    #[default]
+    Text,
+    /// JSON lines, for SIEMs.
+    Json,
+    /// ArcSight CEF lines, for SIEMs.
+    Cef,
+}
+
+/// `otgate events`.
+#[derive(Args)]
+pub struct EventsArgs {
+    /// Keep printing events as they happen.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: EventFormat,
+    /// Start after this sequence number.
+    #[arg(long, default_value_t = 0)]
+    pub after: i64,
+    /// At most this many (without --follow).
+    #[arg(long, default_value_t = 1000)]
+    pub limit: u32,
+}

@@ -1,0 +1,302 @@
+//! `otgate demo`: a complete plant on embedded defaults. On first run it lays out the
+//! directory, seeds users (one vendor, two engineers, an auditor, an admin) with passwords and
+//! authenticator secrets, a small plant and the vendor's SSH key; then it serves and writes
+//! `demo.json` with every endpoint and credential.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use ssh_key::LineEnding;
+use ssh_key::private::Ed25519Keypair;
+use time::OffsetDateTime;
+
+use otgate_broker::vault::random_bytes;
+use otgate_broker::{Broker, NewUser, Principal, generate_password};
+use otgate_policy::{Domain, OrgName, Role, RoleAssignment, UserName, ZoneName};
+
+use crate::cli::{DemoArgs, DemoCommand};
+use crate::commands::init::lay_out;
+use crate::config::{Config, DEFAULT_LISTEN};
+use crate::node::Node;
+
+/// The demo plant: a bottling line (levels 1-2), site operations (level 3), a DMZ.
+const PLANT: &str = include_str!("demo_plant.toml");
+
+/// A seeded user, as written to demo.json.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct DemoUser {
+    /// Login name.
+    pub name: String,
+    /// Password.
+    pub password: String,
+    /// Roles, as `role@zone`.
+    pub roles: Vec<String>,
+    /// Base32 TOTP secret (engineers and admins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_secret: Option<String>,
+    /// Vendor organisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// Private key registered for the user (vendors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_key: Option<PathBuf>,
+}
+
+/// demo.json.
+#[derive(Serialize, Deserialize)]
+pub struct DemoFile {
+    /// API address.
+    pub api: String,
+    /// CA that signed the API's certificate.
+    pub ca: PathBuf,
+    /// Configuration file.
+    pub config: PathBuf,
+    /// The SSH user-certificate CA (for sshd's TrustedUserCAKeys).
+    pub ssh_user_ca: String,
+    /// Its file.
+    pub ssh_user_ca_file: PathBuf,
+    /// Seeded users.
+    pub users: Vec<DemoUser>,
+    /// Commands to try.
+    pub try_this: Vec<String>,
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+}
+
+fn totp_code(secret: &str) -> Result<String> {
+    let bytes = totp_rs::Secret::try_from_base32(secret)
+        .map_err(|e| anyhow::anyhow!("bad TOTP secret in demo.json: {e}"))?;
+    let totp = totp_rs::Builder::new()
+        .with_secret(bytes.as_ref().to_vec())
+        .build()?;
+    Ok(totp
+        .generate(u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0))
+        .to_string())
+}
+
+pub async fn run(args: &DemoArgs) -> Result<()> {
+    let demo_json = args.dir.join("demo.json");
+    if let Some(DemoCommand::Totp { user }) = &args.command {
+        let file: DemoFile = serde_json::from_str(
+            &std::fs::read_to_string(&demo_json)
+                .with_context(|| format!("reading {}", demo_json.display()))?,
+        )?;
+        let Some(secret) = file
+            .users
+            .iter()
+            .find(|u| &u.name == user)
+            .and_then(|u| u.totp_secret.clone())
+        else {
+            bail!(
+                "{user} has no authenticator secret in {}",
+                demo_json.display()
+            );
+        };
+        println!("{}", totp_code(&secret)?);
+        return Ok(());
+    }
+
+    let config_path = args.dir.join("otgate.toml");
+    let fresh = !config_path.exists();
+    if fresh {
+        let listen: SocketAddr = args.listen.unwrap_or(DEFAULT_LISTEN.parse()?);
+        lay_out(&args.dir, listen, &[], Some("inventory.toml"))?;
+        std::fs::write(args.dir.join("inventory.toml"), PLANT)?;
+    }
+    let config = Config::load(&config_path)?;
+    let node = Node::start(&config, args.listen).await?;
+    let users = if fresh {
+        seed(&node.broker, &args.dir).await?
+    } else {
+        let previous: DemoFile =
+            serde_json::from_str(&std::fs::read_to_string(&demo_json).with_context(|| {
+                format!(
+                    "{} is missing: remove {} to start the demo afresh",
+                    demo_json.display(),
+                    args.dir.display()
+                )
+            })?)?;
+        previous.users
+    };
+    let api = format!("https://{}", node.api.context("the demo serves the API")?);
+    let ca = absolute(
+        &config
+            .web
+            .ca
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("tls/ca.pem")),
+    );
+    let ssh_user_ca_file = absolute(&config.broker.keys.ssh_ca.with_extension("pub"));
+    let dir = absolute(&args.dir);
+    let vendor_key = users
+        .iter()
+        .find_map(|u| u.ssh_key.clone())
+        .unwrap_or_default();
+    let try_this = vec![
+        format!("export OTGATE_SERVER={api} OTGATE_CA={}", ca.display()),
+        "otgate login --user vendor1".to_owned(),
+        "otgate assets list".to_owned(),
+        "otgate request create --asset ews-1 --protocol ssh --scope read-only --duration 1h --reason 'check the backup job'".to_owned(),
+        format!("otgate login --user eng1 --totp $(otgate demo --dir {} totp eng1)", dir.display()),
+        "otgate request list --status pending".to_owned(),
+        "otgate request approve 1".to_owned(),
+        "otgate login --user vendor1".to_owned(),
+        format!("otgate grant cert 1 --key {}.pub", vendor_key.display()),
+        format!("ssh-keygen -L -f {}-cert.pub", vendor_key.display()),
+        "otgate events".to_owned(),
+    ];
+    let file = DemoFile {
+        api: api.clone(),
+        ca,
+        config: absolute(&config_path),
+        ssh_user_ca: node.broker.keys().ssh_ca_public(),
+        ssh_user_ca_file,
+        users,
+        try_this,
+    };
+    let text = serde_json::to_string_pretty(&file)?;
+    write_private(&demo_json, text.as_bytes())?;
+    println!("otgate demo is running at {api}");
+    println!(
+        "Everything you need (users, passwords, authenticator secrets, keys) is in {}",
+        absolute(&demo_json).display()
+    );
+    println!("Try:");
+    for line in &file.try_this {
+        println!("  {line}");
+    }
+    println!("Passwords are in demo.json; stop with Ctrl-C.");
+    node.run_until_signal().await
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    use std::io::Write;
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(contents))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+async fn seed(broker: &Broker, dir: &Path) -> Result<Vec<DemoUser>> {
+    let zone = |name: &str| -> Result<Domain> { Ok(Domain::Zone(ZoneName::new(name)?)) };
+    let engineer_zones = vec![
+        RoleAssignment {
+            role: Role::Engineer,
+            domain: zone("line-1")?,
+        },
+        RoleAssignment {
+            role: Role::Engineer,
+            domain: zone("site-ops")?,
+        },
+        RoleAssignment {
+            role: Role::Engineer,
+            domain: zone("dmz")?,
+        },
+    ];
+    let people: Vec<(&str, &str, Vec<RoleAssignment>, Option<&str>)> = vec![
+        (
+            "admin",
+            "Plant administrator",
+            vec![RoleAssignment {
+                role: Role::Admin,
+                domain: Domain::Any,
+            }],
+            None,
+        ),
+        ("eng1", "Erika Engineer", engineer_zones.clone(), None),
+        ("eng2", "Emil Engineer", engineer_zones, None),
+        (
+            "auditor",
+            "Ada Auditor",
+            vec![RoleAssignment {
+                role: Role::Auditor,
+                domain: Domain::Any,
+            }],
+            None,
+        ),
+        (
+            "vendor1",
+            "Victor Vendor (Acme Automation)",
+            Vec::new(),
+            Some("acme"),
+        ),
+    ];
+    let mut users = Vec::new();
+    for (name, display, roles, org) in people {
+        let password = generate_password()?;
+        let needs_totp = roles.iter().any(|r| r.role.requires_totp());
+        let seed = random_bytes::<20>()?;
+        let described: Vec<String> = roles
+            .iter()
+            .map(|r| format!("{}@{}", r.role, r.domain))
+            .collect();
+        let new = NewUser {
+            name: UserName::new(name)?,
+            display_name: Some(display.to_owned()),
+            org: org.map(OrgName::new).transpose()?,
+            roles,
+        };
+        broker
+            .provision(
+                None,
+                new,
+                password.clone(),
+                false,
+                needs_totp.then_some(&seed[..]),
+            )
+            .await?;
+        let mut user = DemoUser {
+            name: name.to_owned(),
+            password: password.expose().clone(),
+            roles: if described.is_empty() {
+                vec![format!("vendor via {}", org.unwrap_or_default())]
+            } else {
+                described
+            },
+            totp_secret: needs_totp.then(|| totp_rs::Secret::from(seed.to_vec()).to_base32()),
+            org: org.map(str::to_owned),
+            ssh_key: None,
+        };
+        if org.is_some() {
+            user.ssh_key = Some(vendor_key(broker, dir, name).await?);
+        }
+        users.push(user);
+    }
+    Ok(users)
+}
+
+/// Generates and registers the vendor's SSH key pair.
+async fn vendor_key(broker: &Broker, dir: &Path, name: &str) -> Result<PathBuf> {
+    let keys_dir = dir.join(name);
+    std::fs::create_dir_all(&keys_dir)?;
+    let mut key = ssh_key::PrivateKey::from(Ed25519Keypair::from_seed(&random_bytes::<32>()?));
+    key.set_comment(format!("{name}@otgate-demo"));
+    let path = keys_dir.join("id_ed25519");
+    write_private(&path, key.to_openssh(LineEnding::LF)?.as_bytes())?;
+    let public = key.public_key().to_openssh()?;
+    std::fs::write(path.with_extension("pub"), format!("{public}\n"))?;
+    let principal = Principal {
+        user: UserName::new(name)?,
+        source: None,
+    };
+    broker.register_key(&principal, &public).await?;
+    Ok(absolute(&path))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_demo_plant_is_valid() {
+        let inventory =
+            otgate_policy::Inventory::from_toml(super::PLANT, "demo_plant.toml").unwrap();
+        assert!(inventory.assets.iter().any(|a| a.level.is_control()));
+    }
+}

@@ -1,0 +1,439 @@
+//! The configuration file: raw TOML structs (`deny_unknown_fields`) converted into each
+//! crate's typed configuration. Relative paths are relative to the data directory, which is
+//! relative to the file. Errors name the file, the key and the fix, and exit with code 64.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use otgate_broker::{BrokerConfig, Database, KeyFiles, LoginLimits, Secret};
+use otgate_policy::window::parse_duration;
+use otgate_policy::{ApprovalConfig, ApprovalRules, PolicyError};
+
+/// A configuration problem: which file, which key, what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {key}: {message}")]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// The key (dotted), or where in the file.
+    pub key: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(file: &Path, key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            file: file.display().to_string(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    roles: Option<Vec<String>>,
+    #[serde(default)]
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    web: RawWeb,
+    #[serde(default)]
+    database: RawDatabase,
+    #[serde(default)]
+    keys: RawKeys,
+    #[serde(default)]
+    inventory: RawInventory,
+    #[serde(default)]
+    auth: RawAuth,
+    #[serde(default)]
+    approval: ApprovalConfig,
+    #[serde(default)]
+    bus: RawBus,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    listen: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    ca_cert: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawKeys {
+    ssh_ca: Option<PathBuf>,
+    jwt: Option<PathBuf>,
+    vault: Option<PathBuf>,
+    recording: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawInventory {
+    file: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    token_ttl: Option<String>,
+    login_max_failures: Option<u32>,
+    login_window: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBus {
+    kind: Option<String>,
+}
+
+/// What this node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Roles {
+    /// The control plane and its clock.
+    pub broker: bool,
+    /// The HTTPS API.
+    pub web: bool,
+}
+
+/// The HTTPS server's settings.
+#[derive(Clone, Debug)]
+pub struct WebConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Private key (PEM).
+    pub key: PathBuf,
+    /// CA clients should trust, when it is ours.
+    pub ca: Option<PathBuf>,
+}
+
+/// The whole typed configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Roles of this node.
+    pub roles: Roles,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// HTTPS server.
+    pub web: WebConfig,
+    /// Control plane.
+    pub broker: BrokerConfig,
+    /// Recording signing key.
+    pub recording_key: PathBuf,
+    /// GitOps inventory file, imported at start.
+    pub inventory: Option<PathBuf>,
+}
+
+/// Default API address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+
+fn toml_location(text: &str, error: &toml::de::Error) -> String {
+    match error.span() {
+        Some(span) => {
+            let line = text
+                .get(..span.start)
+                .map_or(1, |before| before.lines().count().max(1));
+            format!("line {line}")
+        }
+        None => "(file)".to_owned(),
+    }
+}
+
+impl Config {
+    /// Reads and converts a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(
+                path,
+                "(file)",
+                format!("cannot read it ({e}); create one with `otgate init --dir DIR`"),
+            )
+        })?;
+        let raw: RawConfig = toml::from_str(&text).map_err(|e| {
+            ConfigError::new(path, toml_location(&text, &e), e.message().to_owned())
+        })?;
+        Self::convert(path, raw)
+    }
+
+    fn convert(path: &Path, raw: RawConfig) -> Result<Self, ConfigError> {
+        let err = |key: &str, message: String| ConfigError::new(path, key, message);
+        let base = path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let data_dir = base.join(raw.data_dir.unwrap_or_else(|| PathBuf::from(".")));
+        let at = |p: Option<PathBuf>, default: &str| {
+            data_dir.join(p.unwrap_or_else(|| PathBuf::from(default)))
+        };
+
+        let mut roles = Roles {
+            broker: false,
+            web: false,
+        };
+        for role in raw
+            .roles
+            .unwrap_or_else(|| vec!["broker".into(), "web".into()])
+        {
+            match role.as_str() {
+                "broker" => roles.broker = true,
+                "web" => roles.web = true,
+                "gateway" | "recorder" | "detector" => {
+                    return Err(err(
+                        "roles",
+                        format!(
+                            "role `{role}` is not available in this version: use broker and web"
+                        ),
+                    ));
+                }
+                other => {
+                    return Err(err(
+                        "roles",
+                        format!("unknown role `{other}`: expected broker or web"),
+                    ));
+                }
+            }
+        }
+        if roles.web && !roles.broker {
+            return Err(err(
+                "roles",
+                "the web role needs the broker role in the same process in this version".into(),
+            ));
+        }
+        if !roles.broker {
+            return Err(err(
+                "roles",
+                "name at least one role: roles = [\"broker\", \"web\"]".into(),
+            ));
+        }
+
+        let listen_text = raw.web.listen.unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            err(
+                "web.listen",
+                format!("`{listen_text}` is not an address: use IP:PORT such as 0.0.0.0:8443"),
+            )
+        })?;
+        let web = WebConfig {
+            listen,
+            cert: at(raw.web.tls_cert, "tls/server.pem"),
+            key: at(raw.web.tls_key, "tls/server.key"),
+            ca: raw.web.ca_cert.map(|p| data_dir.join(p)),
+        };
+
+        let url = raw
+            .database
+            .url
+            .unwrap_or_else(|| "sqlite://otgate.db".into());
+        let database = if let Some(file) = url.strip_prefix("sqlite://") {
+            if file.is_empty() {
+                return Err(err(
+                    "database.url",
+                    "name the SQLite file, e.g. sqlite://otgate.db".into(),
+                ));
+            }
+            Database::Sqlite(data_dir.join(file))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Database::Postgres(Secret::new(url))
+        } else {
+            return Err(err(
+                "database.url",
+                "expected sqlite://FILE or postgres://USER@HOST/DB".into(),
+            ));
+        };
+
+        let keys = KeyFiles {
+            ssh_ca: at(raw.keys.ssh_ca, "keys/ssh-ca"),
+            jwt: at(raw.keys.jwt, "keys/jwt.pem"),
+            vault: at(raw.keys.vault, "keys/vault.key"),
+        };
+        let recording_key = at(raw.keys.recording, "keys/recording.pem");
+
+        let duration = |key: &str,
+                        value: Option<String>,
+                        default: Duration|
+         -> Result<Duration, ConfigError> {
+            match value {
+                None => Ok(default),
+                Some(text) => parse_duration(&text).map_err(|e| err(key, e.to_string())),
+            }
+        };
+        let token_ttl = duration(
+            "auth.token_ttl",
+            raw.auth.token_ttl,
+            Duration::from_secs(12 * 3600),
+        )?;
+        if token_ttl.is_zero() || token_ttl > Duration::from_secs(7 * 86400) {
+            return Err(err("auth.token_ttl", "between 1 second and 7 days".into()));
+        }
+        let defaults = LoginLimits::default();
+        let login = LoginLimits {
+            max_failures: raw.auth.login_max_failures.unwrap_or(defaults.max_failures),
+            window: duration("auth.login_window", raw.auth.login_window, defaults.window)?,
+        };
+        if login.max_failures == 0 {
+            return Err(err("auth.login_max_failures", "at least 1".into()));
+        }
+
+        let approval = ApprovalRules::try_from(&raw.approval).map_err(|e| match e {
+            PolicyError::Invalid { key, message } => ConfigError::new(path, key, message),
+            other => err("approval", other.to_string()),
+        })?;
+
+        match raw.bus.kind.as_deref() {
+            None | Some("memory") => {}
+            Some(other) => {
+                return Err(err(
+                    "bus.kind",
+                    format!("`{other}` is not available in this version: use \"memory\""),
+                ));
+            }
+        }
+
+        Ok(Self {
+            roles,
+            data_dir,
+            web,
+            broker: BrokerConfig {
+                database,
+                keys,
+                approval,
+                token_ttl,
+                login,
+            },
+            recording_key,
+            inventory: raw.inventory.file.map(|p| base.join(p)),
+        })
+    }
+}
+
+/// The commented configuration `otgate init` writes.
+pub fn template(listen: SocketAddr, inventory: Option<&str>) -> String {
+    let inventory_line = match inventory {
+        Some(file) => format!("file = \"{file}\""),
+        None => "# file = \"inventory.toml\"".to_owned(),
+    };
+    format!(
+        r#"# otgate configuration. Relative paths are relative to data_dir, itself relative to this file.
+# Validate changes with `otgate check --config otgate.toml`.
+
+# What this node runs: "broker" (control plane and its clock) and "web" (the HTTPS API).
+roles = ["broker", "web"]
+data_dir = "."
+
+[web]
+listen = "{listen}"
+tls_cert = "tls/server.pem"
+tls_key = "tls/server.key"
+# The CA clients trust (otgate login --ca ...); generated by init.
+ca_cert = "tls/ca.pem"
+
+[database]
+# sqlite://FILE (embedded default) or postgres://USER:PASSWORD@HOST/DB (several nodes).
+url = "sqlite://otgate.db"
+
+[keys]
+# OpenSSH user-certificate CA, JWT signing key, vault master key, recording signing key.
+ssh_ca = "keys/ssh-ca"
+jwt = "keys/jwt.pem"
+vault = "keys/vault.key"
+recording = "keys/recording.pem"
+
+[inventory]
+# GitOps: zones and assets imported from this file at every start (relative to this file).
+{inventory_line}
+
+[auth]
+token_ttl = "12h"
+login_max_failures = 5
+login_window = "5m"
+
+[approval]
+# Plant-local time, for allowed hours.
+utc_offset = "+00:00"
+max_advance = "30d"
+
+[[approval.levels]]
+levels = ["0", "1"]
+approvals = 2
+max_duration = "4h"
+allowed_hours = "00:00-24:00"
+
+[[approval.levels]]
+levels = ["2", "3", "3.5", "4", "5"]
+approvals = 1
+max_duration = "8h"
+allowed_hours = "00:00-24:00"
+
+[bus]
+# "memory" (one process); NATS JetStream arrives with scale-out.
+kind = "memory"
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!(
+            "otgate-config-{}-{}",
+            std::process::id(),
+            text.len()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("otgate.toml");
+        std::fs::write(&path, text).unwrap();
+        let result = Config::load(&path);
+        std::fs::remove_dir_all(&dir).unwrap();
+        result
+    }
+
+    #[test]
+    fn the_template_is_valid() {
+        let config = load(&template(
+            "127.0.0.1:8443".parse().unwrap(),
+            Some("inventory.toml"),
+        ))
+        .unwrap();
+        assert!(config.roles.broker && config.roles.web);
+        assert!(matches!(config.broker.database, Database::Sqlite(_)));
+        assert!(config.inventory.unwrap().ends_with("inventory.toml"));
+    }
+
+    #[test]
+    fn errors_name_key_and_fix() {
+        let bad = |text: &str, key: &str| {
+            let err = load(text).unwrap_err();
+            assert_eq!(err.key, key, "{err}");
+            assert!(err.to_string().contains("otgate.toml"), "{err}");
+        };
+        bad("[web]\nlisten = \"nowhere\"", "web.listen");
+        bad("[database]\nurl = \"mysql://x\"", "database.url");
+        bad("roles = [\"gateway\"]", "roles");
+        bad("[auth]\ntoken_ttl = \"forever\"", "auth.token_ttl");
+        bad("[bus]\nkind = \"kafka\"", "bus.kind");
+        bad(
+            "[[approval.levels]]\nlevels = [\"1\"]\napprovals = 9\nmax_duration = \"1h\"",
+            "approval.levels[0].approvals",
+        );
+        let unknown = load("colour = \"red\"").unwrap_err();
+        assert_eq!(unknown.key, "line 1");
+        assert!(unknown.message.contains("colour"), "{unknown}");
+    }
+}

@@ -1,0 +1,151 @@
+//! A running node: the broker, its clock, and the HTTPS API, under one cancellation token and
+//! task tracker, so shutdown is one mechanism.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use otgate_broker::{Broker, LocalBus};
+use otgate_policy::{Event, EventKind, Inventory};
+
+use crate::config::Config;
+
+/// How often the clock applies grant activation, expiry and quarantine ends.
+const TICK: Duration = Duration::from_secs(1);
+
+/// A started node.
+pub struct Node {
+    /// The control plane.
+    pub broker: Arc<Broker>,
+    /// Where the API listens, when this node serves it.
+    pub api: Option<SocketAddr>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Node {
+    /// Opens everything the configuration names and starts serving. `listen` overrides the
+    /// configured API address.
+    pub async fn start(config: &Config, listen: Option<SocketAddr>) -> Result<Self> {
+        // Fail closed: a node that could not sign recordings does not start.
+        otgate_recorder::RecordingKey::load(&config.recording_key)
+            .context("loading the recording key")?;
+        let broker = Arc::new(
+            Broker::open(&config.broker, Arc::new(LocalBus::new(4096)))
+                .await
+                .context("opening the control plane")?,
+        );
+        if let Some(file) = &config.inventory {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let inventory = Inventory::from_toml(&text, &file.display().to_string())?;
+            broker
+                .load_inventory(None, inventory)
+                .await
+                .context("importing the inventory")?;
+        }
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let mut roles = Vec::new();
+        if config.roles.broker {
+            roles.push("broker".to_owned());
+            let (broker, stop) = (broker.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                let mut tick = tokio::time::interval(TICK);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tick.tick() => {
+                            if let Err(e) = broker.advance(OffsetDateTime::now_utc()).await {
+                                tracing::error!(error = %e, "applying grant and quarantine times failed");
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        let mut api = None;
+        if config.roles.web {
+            roles.push("web".to_owned());
+            let tls = otgate_web::tls::server_config(&config.web.cert, &config.web.key)?;
+            let address = listen.unwrap_or(config.web.listen);
+            let listener =
+                TcpListener::bind(address).with_context(|| format!("listening on {address}"))?;
+            api = Some(listener.local_addr()?);
+            let app = otgate_web::router(broker.clone());
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                if let Err(e) = otgate_web::serve(listener, tls, app, stop.clone()).await {
+                    tracing::error!(error = %e, "the HTTPS server stopped");
+                    stop.cancel();
+                }
+            });
+            tracing::info!(%address, api = ?api, "API listening");
+        }
+        broker
+            .record(Event::now(EventKind::ServerStarted {
+                version: env!("CARGO_PKG_VERSION").into(),
+                roles,
+            }))
+            .await?;
+        Ok(Self {
+            broker,
+            api,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Runs until SIGINT or SIGTERM (or a fatal task error), then drains.
+    pub async fn run_until_signal(self) -> Result<()> {
+        let reason = tokio::select! {
+            reason = signal() => reason,
+            _ = self.shutdown.cancelled() => "a server task failed".to_owned(),
+        };
+        tracing::info!(%reason, "shutting down");
+        if let Err(e) = self
+            .broker
+            .record(Event::now(EventKind::ServerStopped { reason }))
+            .await
+        {
+            tracing::warn!(error = %e, "could not record the shutdown");
+        }
+        self.shutdown.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(15), self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("tasks did not finish within 15 s");
+        }
+        self.broker.close().await;
+        Ok(())
+    }
+}
+
+async fn signal() -> String {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "interrupted".to_owned(),
+                _ = term.recv() => "terminated".to_owned(),
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "interrupted".to_owned()
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "interrupted".to_owned()
+    }
+}

@@ -1,0 +1,15 @@
+//! End-to-end tests of the built `otgate` binary against real peers (OpenSSH).
+//!
+//! Peers missing from the machine make the affected test fail when `OTGATE_REQUIRE_PEERS=1`
+//! (CI) and skip with a message otherwise.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+mod control_plane;
+mod support;

@@ -1,0 +1,334 @@
+//! Test harness: the demo as a child process, a CLI session per user, an OpenSSH `sshd` per
+//! test on an ephemeral port. Every peer is killed by its guard's `Drop`.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const OTGATE: &str = env!("CARGO_BIN_EXE_otgate");
+
+/// A fresh temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let path =
+            std::env::temp_dir().join(format!("otgate-e2e-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Whether a peer program is there; fails under `OTGATE_REQUIRE_PEERS=1` when it is not.
+pub fn peer_available(program: &str) -> bool {
+    let found = Path::new(program).is_file()
+        || Command::new("sh")
+            .args(["-c", &format!("command -v {program}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("OTGATE_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "{program} is required (OTGATE_REQUIRE_PEERS=1) but not installed"
+        );
+        eprintln!("skipping the part that needs {program}: not installed");
+    }
+    found
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start listening on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `otgate demo` running in its own directory.
+pub struct Demo {
+    child: Child,
+    pub dir: TempDir,
+    pub file: Value,
+}
+
+impl Demo {
+    pub fn start() -> Self {
+        let dir = TempDir::new("demo");
+        let log = std::fs::File::create(dir.path().join("demo.log")).unwrap();
+        let child = Command::new(OTGATE)
+            .args(["demo", "--listen", "127.0.0.1:0", "--dir"])
+            .arg(dir.path().join("plant"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let demo_json = dir.path().join("plant/demo.json");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let file = loop {
+            if let Some(file) = std::fs::read_to_string(&demo_json)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            {
+                break file;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the demo did not start: {}",
+                std::fs::read_to_string(dir.path().join("demo.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        Self { child, dir, file }
+    }
+
+    pub fn plant(&self) -> PathBuf {
+        self.dir.path().join("plant")
+    }
+
+    pub fn user(&self, name: &str) -> &Value {
+        self.file["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["name"] == name)
+            .unwrap()
+    }
+
+    /// A CLI session with its own saved login.
+    pub fn cli(&self, name: &str) -> Session<'_> {
+        let config_dir = self.dir.path().join(format!("cli-{name}"));
+        std::fs::create_dir_all(&config_dir).unwrap();
+        Session {
+            demo: self,
+            name: name.to_owned(),
+            config_dir,
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One user's CLI.
+pub struct Session<'a> {
+    demo: &'a Demo,
+    pub name: String,
+    config_dir: PathBuf,
+}
+
+impl Session<'_> {
+    pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut command = Command::new(OTGATE);
+        command
+            .args(args)
+            .env("OTGATE_SERVER", self.demo.file["api"].as_str().unwrap())
+            .env("OTGATE_CA", self.demo.file["ca"].as_str().unwrap())
+            .env("OTGATE_CONFIG_DIR", &self.config_dir)
+            .env_remove("OTGATE_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs and expects success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args, None);
+        assert!(
+            out.status.success(),
+            "{} `otgate {}` failed: {}",
+            self.name,
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs and expects failure with exit code 1 and a message containing `needle`.
+    pub fn refused(&self, args: &[&str], needle: &str) {
+        let out = self.run(args, None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{} `otgate {}` should fail: {stderr}",
+            self.name,
+            args.join(" ")
+        );
+        assert!(
+            stderr.contains(needle),
+            "`otgate {}`: expected `{needle}` in: {stderr}",
+            args.join(" ")
+        );
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    /// Logs in with the password from demo.json and, if seeded, a current TOTP code.
+    pub fn login(&self) {
+        let user = self.demo.user(&self.name);
+        let password = format!("{}\n", user["password"].as_str().unwrap());
+        let mut args = vec![
+            "login".to_owned(),
+            "--user".to_owned(),
+            self.name.clone(),
+            "--password-stdin".to_owned(),
+        ];
+        if let Some(secret) = user["totp_secret"].as_str() {
+            let seed = totp_rs::Secret::try_from_base32(secret).unwrap();
+            let totp = totp_rs::Builder::new()
+                .with_secret(seed.as_ref().to_vec())
+                .build()
+                .unwrap();
+            let now = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
+            args.push("--totp".into());
+            args.push(totp.generate(now).to_string());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self.run(&args, Some(&password));
+        assert!(
+            out.status.success(),
+            "login of {} failed: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// An OpenSSH server that trusts a user CA, started per test and killed on drop.
+pub struct Sshd {
+    child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+    _dir: TempDir,
+}
+
+pub const SSHD: &str = "/usr/sbin/sshd";
+
+impl Sshd {
+    /// Trusts `ca_public_key_file` for certificates naming `principal`, for the current user.
+    pub fn start(ca_public_key_file: &Path, principal: &str) -> Self {
+        let dir = TempDir::new("sshd");
+        let host_key = dir.path().join("host_ed25519");
+        let keygen = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&host_key)
+            .output()
+            .unwrap();
+        assert!(keygen.status.success());
+        std::fs::write(dir.path().join("principals"), format!("{principal}\n")).unwrap();
+        let port = free_port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nPidFile {dir}/sshd.pid\nAuthorizedKeysFile none\n\
+             AuthorizedPrincipalsFile {dir}/principals\nTrustedUserCAKeys {ca}\nPubkeyAuthentication yes\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
+             PermitRootLogin prohibit-password\nLogLevel VERBOSE\n",
+            host = host_key.display(),
+            dir = dir.path().display(),
+            ca = ca_public_key_file.display(),
+        );
+        let config_path = dir.path().join("sshd_config");
+        std::fs::write(&config_path, config).unwrap();
+        // Debian's sshd wants its privilege separation directory when run as root.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let log = dir.path().join("sshd.log");
+        let child = Command::new(SSHD)
+            .arg("-D")
+            .arg("-f")
+            .arg(&config_path)
+            .arg("-E")
+            .arg(&log)
+            .spawn()
+            .unwrap();
+        wait_for_port(port, "sshd");
+        Self {
+            child,
+            port,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Runs `command` over SSH as the current user with `key` and its certificate.
+    pub fn ssh(&self, key: &Path, certificate: &Path, command: &str) -> Output {
+        let user =
+            String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+        Command::new("ssh")
+            .args(["-F", "/dev/null", "-i"])
+            .arg(key)
+            .arg("-o")
+            .arg(format!("CertificateFile={}", certificate.display()))
+            .args([
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-p",
+            ])
+            .arg(self.port.to_string())
+            .arg(format!("{}@127.0.0.1", user.trim()))
+            .arg(command)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,168 @@
+//! otgate-web: the HTTPS server. For now the REST API under `/api/v1` with its OpenAPI
+//! document at `/api/v1/openapi.json`; the browser UI comes later.
+//!
+//! Invariants:
+//! - Every handler authenticates the caller and leaves authorization to the broker, which asks
+//!   `policy`; the API never decides access by itself.
+//! - Every error is a JSON body `{"error": {"code", "message"}}` with a message that says what to
+//!   change, produced in one place (`error`); every 4xx is recorded as an event (`refusals`).
+//! - Bodies are limited to [`MAX_BODY`]; internal errors never reach clients.
+//!
+//! Layout: `routes/` (one module per subject), `extract` (caller, JSON, query, ids), `error`,
+//! `refusals`, [`tls`].
+//!
+//! Never: depend on `gateway`, or hold state of its own beyond the broker handle.
+
+mod error;
+mod extract;
+mod refusals;
+mod routes;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use tokio_util::sync::CancellationToken;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use otgate_broker::Broker;
+
+pub use error::{ApiError, ErrorBody};
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 256 * 1024;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    broker: Arc<Broker>,
+}
+
+/// Errors of the web server.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// Certificates or keys are missing or wrong.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The server failed.
+    #[error("HTTPS server: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "otgate API",
+        description = "Just-in-time, device- and command-scoped access to industrial assets: requests, approvals, grants, credentials, revocation, events."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "session", description = "Login and identity"),
+        (name = "users", description = "Users and SSH keys"),
+        (name = "inventory", description = "Zones, assets, vault"),
+        (name = "requests", description = "Access requests and approvals"),
+        (name = "grants", description = "Grants, credentials, revocation"),
+        (name = "quarantines", description = "Quarantine of vendors and assets"),
+        (name = "events", description = "The event log"),
+        (name = "meta", description = "Health, presets, rules"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", routes::api())
+        .split_for_parts()
+}
+
+/// The OpenAPI document, generated from the handlers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = parts();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+/// The OpenAPI document as pretty JSON (what is committed as `web/openapi.json`).
+pub fn openapi_json() -> String {
+    openapi().to_pretty_json().unwrap_or_default()
+}
+
+async fn api_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// The whole application.
+pub fn router(broker: Arc<Broker>) -> Router {
+    let state = AppState { broker };
+    let (api, _) = parts();
+    let document = Arc::new(openapi_json());
+    api.route(
+        "/api/v1/openapi.json",
+        axum::routing::get(move || {
+            let document = document.clone();
+            async move {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    document.as_str().to_owned(),
+                )
+                    .into_response()
+            }
+        }),
+    )
+    .fallback(|| async { error::generic(axum::http::StatusCode::NOT_FOUND) })
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        refusals::record,
+    ))
+    .layer(axum::middleware::map_response(api_headers))
+    .layer(DefaultBodyLimit::max(MAX_BODY))
+    .with_state(state)
+}
+
+/// Serves `app` over TLS on `listener` until `shutdown`, then drains for up to 10 s.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    shutdown: CancellationToken,
+) -> Result<(), WebError> {
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        stopper.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    axum_server::from_tcp_rustls(
+        listener,
+        axum_server::tls_rustls::RustlsConfig::from_config(tls),
+    )?
+    .handle(handle)
+    .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+    .await?;
+    Ok(())
+}
