@@ -1,1 +1,34 @@
-fn main() {}
+//! otgate benchmark harness. It runs the release `otgate` binary (built beside this one) against
+//! real peers and prints medians and percentiles, and ratios against a direct connection where
+//! there is one.
+//!
+//! Usage: `cargo build --release && cargo run --release -p otgate-bench -- control-plane [N]`.
+
+// A measuring harness: a broken fixture should stop it loudly.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing)]
+
+mod control_plane;
+mod demo;
+mod stats;
+
+use anyhow::{Result, bail};
+
+fn main() -> Result<()> {
+    let _ = rustls_provider();
+    let mut args = std::env::args().skip(1);
+    let which = args.next().unwrap_or_else(|| "control-plane".into());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match which.as_str() {
+        "control-plane" => {
+            let rounds = args.next().map(|n| n.parse()).transpose()?.unwrap_or(50);
+            runtime.block_on(control_plane::run(rounds))
+        }
+        other => bail!("unknown benchmark `{other}`: control-plane"),
+    }
+}
+
+fn rustls_provider() -> bool {
+    reqwest::Client::builder().build().is_ok()
+}

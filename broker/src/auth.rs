@@ -131,7 +131,7 @@ async fn verify_password(password: Secret<String>, hash: String) -> bool {
 
 pub(crate) fn check_password_strength(password: &str) -> Result<()> {
     let length = password.chars().count();
-    if length < MIN_PASSWORD_LEN || length > 256 {
+    if !(MIN_PASSWORD_LEN..=256).contains(&length) {
         return Err(BrokerError::invalid(format!(
             "a password has {MIN_PASSWORD_LEN} to 256 characters; a passphrase of several words is best"
         )));

@@ -514,63 +514,46 @@ impl Broker {
     pub async fn advance(&self, now: OffsetDateTime) -> Result<usize> {
         let at = millis(now);
         let mut batch = Batch::begin(self).await?;
-        let activated: Vec<(i64, String)> = on_tx!(&mut batch.tx, conn => sqlx::query_as(
-            "UPDATE requests SET status = 'active', updated_at = $1 \
-             WHERE status = 'approved' AND start_at <= $1 AND end_at > $1 RETURNING id, zone"
-        )
-        .bind(at)
-        .fetch_all(conn)
-        .await)?;
-        let expired: Vec<(i64, String)> = on_tx!(&mut batch.tx, conn => sqlx::query_as(
-            "UPDATE requests SET status = 'expired', updated_at = $1 \
-             WHERE status IN ('approved', 'active') AND end_at <= $1 RETURNING id, zone"
-        )
-        .bind(at)
-        .fetch_all(conn)
-        .await)?;
-        let lapsed: Vec<(i64, String)> = on_tx!(&mut batch.tx, conn => sqlx::query_as(
-            "UPDATE requests SET status = 'expired', updated_at = $1 \
-             WHERE status = 'pending' AND end_at <= $1 RETURNING id, zone"
-        )
-        .bind(at)
-        .fetch_all(conn)
-        .await)?;
-        let mut changed = activated.len() + expired.len() + lapsed.len();
-        for (id, zone) in activated {
-            batch
-                .emit(
-                    Event::now(EventKind::GrantActivated {
-                        grant: GrantId::new(id)?,
-                    })
-                    .in_zone(zone.parse().ok()),
-                )
-                .await?;
-        }
-        for (id, zone) in expired {
-            batch
-                .emit(
-                    Event::now(EventKind::GrantExpired {
-                        grant: GrantId::new(id)?,
-                    })
-                    .in_zone(zone.parse().ok()),
-                )
-                .await?;
-        }
-        for (id, zone) in lapsed {
-            batch
-                .emit(
-                    Event::now(EventKind::RequestLapsed {
-                        request: GrantId::new(id)?,
-                    })
-                    .in_zone(zone.parse().ok()),
-                )
-                .await?;
+        let mut changed = 0;
+        for (sql, kind) in TRANSITIONS {
+            let rows: Vec<(i64, String)> = on_tx!(&mut batch.tx, conn => sqlx::query_as(sql)
+                .bind(at)
+                .fetch_all(conn)
+                .await)?;
+            changed += rows.len();
+            for (id, zone) in rows {
+                batch
+                    .emit(Event::now(kind(GrantId::new(id)?)).in_zone(zone.parse().ok()))
+                    .await?;
+            }
         }
         changed += self.expire_quarantines(&mut batch, now).await?;
         batch.commit(self).await?;
         Ok(changed)
     }
 }
+
+/// A clock-driven change: the statement, and the event for each row it changed.
+type Transition = (&'static str, fn(GrantId) -> EventKind);
+
+/// What the clock changes.
+const TRANSITIONS: [Transition; 3] = [
+    (
+        "UPDATE requests SET status = 'active', updated_at = $1 \
+         WHERE status = 'approved' AND start_at <= $1 AND end_at > $1 RETURNING id, zone",
+        |grant| EventKind::GrantActivated { grant },
+    ),
+    (
+        "UPDATE requests SET status = 'expired', updated_at = $1 \
+         WHERE status IN ('approved', 'active') AND end_at <= $1 RETURNING id, zone",
+        |grant| EventKind::GrantExpired { grant },
+    ),
+    (
+        "UPDATE requests SET status = 'expired', updated_at = $1 \
+         WHERE status = 'pending' AND end_at <= $1 RETURNING id, zone",
+        |request| EventKind::RequestLapsed { request },
+    ),
+];
 
 fn to_json<T: Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| BrokerError::invalid(e.to_string()))

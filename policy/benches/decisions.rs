@@ -1,6 +1,9 @@
 //! Decisions per second: the scope evaluator (SSH commands, Modbus requests) and the casbin
 //! authorization check. Run with `cargo bench -p otgate-policy`.
 
+// A benchmark harness: failing loudly on a broken fixture is the point.
+#![allow(clippy::expect_used)]
+
 use std::hint::black_box;
 
 use casbin::Adapter;

@@ -257,13 +257,13 @@ fn validate_endpoint(endpoint: &Endpoint, key: &str) -> Result<()> {
             ));
         }
     }
-    if let Some(user) = &endpoint.user {
-        if user.is_empty() || user.len() > 64 || user.chars().any(|c| c.is_control() || c == ' ') {
-            return Err(PolicyError::invalid(
-                format!("{key}.user"),
-                "expected a login name without spaces",
-            ));
-        }
+    if let Some(user) = &endpoint.user
+        && (user.is_empty() || user.len() > 64 || user.chars().any(|c| c.is_control() || c == ' '))
+    {
+        return Err(PolicyError::invalid(
+            format!("{key}.user"),
+            "expected a login name without spaces",
+        ));
     }
     Ok(())
 }

@@ -63,12 +63,12 @@ pub async fn run(cli: &Cli, command: &AssetsCommand) -> Result<()> {
             let asset: Asset = toml::from_str(&text)
                 .with_context(|| format!("{} is not an asset", file.display()))?;
             asset.validate(&file.display().to_string())?;
-            let saved: serde_json::Value = client.post("/assets", &asset).await?;
-            let verb = if saved["created"].as_bool() == Some(true) {
-                "added"
-            } else {
-                "updated"
-            };
+            #[derive(serde::Deserialize)]
+            struct Saved {
+                created: bool,
+            }
+            let saved: Saved = client.post("/assets", &asset).await?;
+            let verb = if saved.created { "added" } else { "updated" };
             println!(
                 "{verb} {} (level {}, zone {})",
                 asset.name, asset.level, asset.zone

@@ -2,11 +2,17 @@
 
 use std::io::{BufRead, IsTerminal};
 
-use anyhow::{Context, Result, bail};
-use serde_json::{Value, json};
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use otgate_policy::RoleAssignment;
 
 use crate::cli::{Cli, LoginArgs};
 use crate::client::{ApiFailure, Client, SavedSession, forget_session, save_session};
+use crate::output;
 
 fn prompt(label: &str) -> Result<String> {
     if !std::io::stdin().is_terminal() {
@@ -25,6 +31,28 @@ fn ask_line(label: &str) -> Result<String> {
     Ok(line.trim().to_owned())
 }
 
+#[derive(Serialize)]
+struct LoginBody {
+    user: String,
+    password: String,
+    totp: Option<String>,
+    new_password: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum LoginAnswer {
+    Session {
+        token: String,
+        expires_at: String,
+        roles: Vec<RoleAssignment>,
+    },
+    TotpEnrolment {
+        secret: String,
+        otpauth_uri: String,
+    },
+}
+
 pub async fn login(cli: &Cli, args: &LoginArgs) -> Result<()> {
     let client = Client::anonymous(cli)?;
     let mut stdin_lines = Vec::new();
@@ -40,75 +68,62 @@ pub async fn login(cli: &Cli, args: &LoginArgs) -> Result<()> {
         Some(line) => line,
         None => prompt(&format!("Password for {} at {}", args.user, client.server))?,
     };
-    let mut body = json!({ "user": args.user, "password": password });
-    if let Some(code) = &args.totp {
-        body["totp"] = json!(code);
-    }
+    let mut body = LoginBody {
+        user: args.user.clone(),
+        password,
+        totp: args.totp.clone(),
+        new_password: None,
+    };
     loop {
-        match client.post::<_, Value>("/login", &body).await {
-            Ok(answer) => {
-                if let Some(session) = answer.get("session") {
-                    let token = session["token"]
-                        .as_str()
-                        .context("the server sent no token")?
-                        .to_owned();
-                    let expires = session["expires_at"].as_str().unwrap_or("?").to_owned();
-                    let roles: Vec<String> = session["roles"]
-                        .as_array()
-                        .map(|list| {
-                            list.iter()
-                                .map(|r| {
-                                    format!(
-                                        "{}@{}",
-                                        r["role"].as_str().unwrap_or("?"),
-                                        r["domain"].as_str().unwrap_or("?")
-                                    )
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let path = save_session(&SavedSession {
-                        server: client.server.clone(),
-                        ca: client.ca.clone(),
-                        user: args.user.clone(),
-                        token,
-                    })?;
-                    let roles = if roles.is_empty() {
-                        "vendor".to_owned()
-                    } else {
-                        roles.join(", ")
-                    };
-                    println!(
-                        "Logged in to {} as {} ({roles}) until {expires}.",
-                        client.server, args.user
-                    );
-                    eprintln!("Session saved in {}", path.display());
-                    return Ok(());
+        match client.post::<_, LoginAnswer>("/login", &body).await {
+            Ok(LoginAnswer::Session {
+                token,
+                expires_at,
+                roles,
+            }) => {
+                let path = save_session(&SavedSession {
+                    server: client.server.clone(),
+                    ca: client.ca.clone(),
+                    user: args.user.clone(),
+                    token,
+                })?;
+                let roles: Vec<String> = roles
+                    .iter()
+                    .map(|r| format!("{}@{}", r.role, r.domain))
+                    .collect();
+                let roles = if roles.is_empty() {
+                    "vendor".to_owned()
+                } else {
+                    roles.join(", ")
+                };
+                let expires = OffsetDateTime::parse(&expires_at, &Rfc3339)
+                    .map(output::time)
+                    .unwrap_or(expires_at);
+                println!(
+                    "Logged in to {} as {} ({roles}) until {expires}.",
+                    client.server, args.user
+                );
+                eprintln!("Session saved in {}", path.display());
+                return Ok(());
+            }
+            Ok(LoginAnswer::TotpEnrolment {
+                secret,
+                otpauth_uri,
+            }) => {
+                println!("Enrol an authenticator app (required for your role):");
+                println!("  secret: {secret}");
+                println!("  URI:    {otpauth_uri}");
+                if let Some(new) = body.new_password.take() {
+                    body.password = new;
                 }
-                if let Some(enrolment) = answer.get("totp_enrolment") {
-                    println!("Enrol an authenticator app (required for your role):");
-                    println!("  secret: {}", enrolment["secret"].as_str().unwrap_or("?"));
-                    println!(
-                        "  URI:    {}",
-                        enrolment["otpauth_uri"].as_str().unwrap_or("?")
-                    );
-                    if body.get("new_password").is_some() {
-                        body["password"] = body["new_password"].clone();
-                        if let Some(map) = body.as_object_mut() {
-                            map.remove("new_password");
-                        }
-                    }
-                    body["totp"] = json!(ask_line("Code from the app")?);
-                    continue;
-                }
-                bail!("unexpected answer from the server");
+                body.totp = Some(ask_line("Code from the app")?);
             }
             Err(error) => {
                 let Some(failure) = error.downcast_ref::<ApiFailure>() else {
                     return Err(error);
                 };
                 match failure.code.as_str() {
-                    "password_change_required" if body.get("new_password").is_none() => {
+                    "password_change_required" if body.new_password.is_none() => {
                         eprintln!("{}", failure.message);
                         let new = match lines.next() {
                             Some(line) => line,
@@ -120,10 +135,10 @@ pub async fn login(cli: &Cli, args: &LoginArgs) -> Result<()> {
                                 first
                             }
                         };
-                        body["new_password"] = json!(new);
+                        body.new_password = Some(new);
                     }
-                    "totp_required" if body.get("totp").is_none() => {
-                        body["totp"] = json!(ask_line("Authenticator code")?);
+                    "totp_required" if body.totp.is_none() => {
+                        body.totp = Some(ask_line("Authenticator code")?)
                     }
                     _ => return Err(error),
                 }

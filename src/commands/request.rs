@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
-use serde_json::{Value, json};
+use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -266,13 +266,21 @@ pub async fn grant(cli: &Cli, command: &GrantCommand) -> Result<()> {
                 println!("grant {} revoked: its sessions end now", request.id);
             }
             (None, Some(vendor)) => {
-                let answer: Value = client
+                #[derive(serde::Deserialize)]
+                struct Revoked {
+                    grants: Vec<i64>,
+                }
+                let answer: Revoked = client
                     .post(
                         &format!("/vendors/{vendor}/revoke"),
                         &json!({ "reason": reason }),
                     )
                     .await?;
-                println!("revoked grants of {vendor}: {}", answer["grants"]);
+                println!(
+                    "revoked {} grant(s) of {vendor}: {:?}",
+                    answer.grants.len(),
+                    answer.grants
+                );
             }
             (None, None) => return Err(anyhow!("name a grant id or --vendor")),
         },

@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use anyhow::{Context, Result};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use otgate_broker::{Credential, SshKey, User};
 use otgate_policy::{Domain, Role, RoleAssignment};
@@ -62,12 +62,17 @@ pub async fn users(cli: &Cli, command: &UsersCommand) -> Result<()> {
                 })
                 .collect();
             let body = json!({ "name": name, "roles": assignments, "org": org, "display_name": display_name });
-            let created: Value = client.post("/users", &body).await?;
+            #[derive(serde::Deserialize, serde::Serialize)]
+            struct Created {
+                user: User,
+                one_time_password: String,
+            }
+            let created: Created = client.post("/users", &body).await?;
             if cli.json {
                 return output::json(&created);
             }
             println!("created {name}; one-time password (must be changed at first login):");
-            println!("{}", created["one_time_password"].as_str().unwrap_or("?"));
+            println!("{}", created.one_time_password);
         }
         UsersCommand::List => {
             let users: Vec<User> = client.get("/users").await?;

@@ -290,6 +290,22 @@ fn the_whole_lifecycle_from_the_cli_with_real_openssh() {
         assert_eq!(vendor.json(&["grant", "show", &id])["status"], "expired");
     }
 
+    // An auditor follows the event log live while the rest happens.
+    let mut follower = auditor.spawn(&["events", "--follow", "--format", "json"]);
+    let followed = follower.stdout.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(followed)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
     // Revocation of a live grant (level 3: one approval), then no new credentials.
     let second = vendor.json(&[
         "request",
@@ -326,6 +342,22 @@ fn the_whole_lifecycle_from_the_cli_with_real_openssh() {
         "already revoked",
     );
     vendor.refused(&["grant", "cert", &second_id, "--key", &public], "revoked");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut seen_revocation = false;
+    while !seen_revocation && std::time::Instant::now() < deadline {
+        if let Ok(line) = lines_rx.recv_timeout(Duration::from_millis(500)) {
+            let event: Value = serde_json::from_str(&line).unwrap();
+            seen_revocation = event["type"] == "grant_revoked"
+                && event["grant"].as_i64() == second["id"].as_i64();
+        }
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert!(
+        seen_revocation,
+        "events --follow did not show the revocation"
+    );
 
     // Deny and withdraw.
     let third = vendor.json(&[
@@ -424,6 +456,30 @@ fn the_whole_lifecycle_from_the_cli_with_real_openssh() {
         admin
             .ok(&["assets", "add", asset_file.to_str().unwrap()])
             .contains("added rtu-9")
+    );
+    assert!(
+        admin
+            .ok(&["assets", "show", "rtu-9"])
+            .contains("units = [3]")
+    );
+    let extra_zone = demo.dir.path().join("extra.toml");
+    std::fs::write(
+        &extra_zone,
+        "[[zones]]\nname = \"water\"\nvendor_orgs = [\"acme\"]\n\n[[assets]]\nname = \"rtu-w1\"\nkind = \"rtu\"\nlevel = \"1\"\nzone = \"water\"\nendpoints = [{ protocol = \"modbus\", host = \"10.0.5.1\", port = 502, units = [1] }]\n",
+    )
+    .unwrap();
+    assert!(
+        admin
+            .ok(&["assets", "import", extra_zone.to_str().unwrap()])
+            .contains("1 zones and 1 assets")
+    );
+    assert!(
+        vendor.ok(&["assets", "list"]).contains("rtu-w1"),
+        "acme vendors see the new zone"
+    );
+    eng1.refused(
+        &["assets", "import", extra_zone.to_str().unwrap()],
+        "may not import",
     );
     let secret_file = demo.dir.path().join("secret.txt");
     std::fs::write(&secret_file, "Pl@nt-Passw0rd\n").unwrap();

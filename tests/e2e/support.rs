@@ -174,6 +174,19 @@ impl Session<'_> {
         child.wait_with_output().unwrap()
     }
 
+    /// Starts a long-running command (such as `events --follow`), its stdout piped.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        Command::new(OTGATE)
+            .args(args)
+            .env("OTGATE_SERVER", self.demo.file["api"].as_str().unwrap())
+            .env("OTGATE_CA", self.demo.file["ca"].as_str().unwrap())
+            .env("OTGATE_CONFIG_DIR", &self.config_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
     /// Runs and expects success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args, None);
