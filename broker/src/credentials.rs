@@ -259,6 +259,9 @@ impl Broker {
         validation.set_issuer(&[ISSUER]);
         validation.validate_nbf = true;
         validation.leeway = 0;
+        // RFC 7519: the current time must be before `exp`. The library accepts `now == exp` at
+        // whole seconds, one second past the window's end; this rejects from `exp` on.
+        validation.reject_tokens_expiring_in_less_than = 1;
         jsonwebtoken::decode::<TunnelClaims>(token, &self.keys.jwt_decoding, &validation)
             .map(|data| data.claims)
             .map_err(|e| BrokerError::Unauthenticated(format!("tunnel token refused: {e}")))

@@ -95,6 +95,11 @@ pub(crate) fn server_of(url: &str) -> (String, String) {
 }
 
 pub(crate) async fn harness(backend: Backend) -> Option<Harness> {
+    harness_with(backend, Duration::from_secs(3600)).await
+}
+
+/// A harness whose API tokens live `token_ttl`.
+pub(crate) async fn harness_with(backend: Backend, token_ttl: Duration) -> Option<Harness> {
     let dir = std::env::temp_dir().join(format!("otgate-broker-test-{}", uuid_like()));
     std::fs::create_dir_all(&dir).unwrap();
     let keys = KeyFiles {
@@ -134,7 +139,7 @@ pub(crate) async fn harness(backend: Backend) -> Option<Harness> {
         database,
         keys,
         approval: ApprovalRules::default(),
-        token_ttl: Duration::from_secs(3600),
+        token_ttl,
         login: LoginLimits {
             max_failures: 3,
             window: Duration::from_secs(60),

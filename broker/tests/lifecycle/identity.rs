@@ -243,3 +243,44 @@ pub(crate) async fn events_are_visible_by_zone(h: &Harness) {
         "request_approved"
     );
 }
+
+/// API tokens and tunnel tokens stop working when they expire (`h` issues 2-second tokens).
+pub(crate) async fn expired_credentials_are_refused(h: &Harness) {
+    let LoginOutcome::Session(session) = h
+        .broker
+        .login(creds("vendor1", PASSWORD, None))
+        .await
+        .unwrap()
+    else {
+        panic!("vendors log in with a password");
+    };
+    assert!(
+        h.broker
+            .authenticate(session.token.expose(), None)
+            .await
+            .is_ok()
+    );
+    let request = h.request("vendor1", "ews-1", "2s").await.unwrap();
+    h.broker.approve(&user("eng2"), request.id).await.unwrap();
+    let token = h
+        .broker
+        .issue_token(&user("vendor1"), request.id)
+        .await
+        .unwrap();
+    assert!(h.broker.verify_token(&token.token).is_ok());
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let api = h
+        .broker
+        .authenticate(session.token.expose(), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(api, BrokerError::Unauthenticated(ref m) if m.contains("expired")),
+        "{api}"
+    );
+    let jwt = h.broker.verify_token(&token.token).unwrap_err();
+    assert!(
+        matches!(jwt, BrokerError::Unauthenticated(ref m) if m.contains("xpired")),
+        "{jwt}"
+    );
+}

@@ -56,3 +56,28 @@ on_both!(
     identity::login_needs_password_totp_and_survives_replay,
     identity::events_are_visible_by_zone,
 );
+
+/// Credentials expiring needs a short token lifetime, so it gets its own harness.
+mod expiry {
+    use std::time::Duration;
+
+    use crate::harness::{Backend, harness_with};
+
+    const TTL: Duration = Duration::from_secs(2);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_expired_credentials_are_refused() {
+        let h = harness_with(Backend::Sqlite, TTL).await.unwrap();
+        crate::identity::expired_credentials_are_refused(&h).await;
+        h.finish().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_expired_credentials_are_refused() {
+        let Some(h) = harness_with(Backend::Postgres, TTL).await else {
+            return;
+        };
+        crate::identity::expired_credentials_are_refused(&h).await;
+        h.finish().await;
+    }
+}
