@@ -239,26 +239,23 @@ impl Harness {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 
+    /// Files a read-only SSH request as `who`.
     pub(crate) async fn request(
         &self,
         who: &str,
         asset: &str,
         duration: &str,
     ) -> Result<otgate_broker::Request, BrokerError> {
-        self.broker
-            .create_request(
-                &user(who),
-                NewRequest {
-                    asset: asset.parse().unwrap(),
-                    protocols: vec![Protocol::Ssh],
-                    scope: ScopeSpec::Preset(Preset::ReadOnly),
-                    start: None,
-                    duration: duration.into(),
-                    reason: "replace the pump controller firmware".into(),
-                    ticket: Some("CHG-1042".into()),
-                },
-            )
-            .await
+        self.file(who, read_only(asset, duration)).await
+    }
+
+    /// Files any request as `who`.
+    pub(crate) async fn file(
+        &self,
+        who: &str,
+        request: NewRequest,
+    ) -> Result<otgate_broker::Request, BrokerError> {
+        self.broker.create_request(&user(who), request).await
     }
 
     pub(crate) async fn event_types(&self) -> Vec<String> {
@@ -275,5 +272,18 @@ impl Harness {
             .iter()
             .filter(|t| *t == event_type)
             .count()
+    }
+}
+
+/// A read-only SSH request for `asset`, starting now; change fields with `..read_only(..)`.
+pub(crate) fn read_only(asset: &str, duration: &str) -> NewRequest {
+    NewRequest {
+        asset: asset.parse().unwrap(),
+        protocols: vec![Protocol::Ssh],
+        scope: ScopeSpec::Preset(Preset::ReadOnly),
+        start: None,
+        duration: duration.into(),
+        reason: "replace the pump controller firmware".into(),
+        ticket: Some("CHG-1042".into()),
     }
 }

@@ -98,34 +98,22 @@ pub(crate) async fn bad_requests_are_refused_and_store_nothing(h: &Harness) {
         "{bad_duration}"
     );
     let past = h
-        .broker
-        .create_request(
-            &user("vendor1"),
+        .file(
+            "vendor1",
             NewRequest {
-                asset: "plc-7".parse().unwrap(),
-                protocols: vec![Protocol::Ssh],
-                scope: ScopeSpec::Preset(Preset::ReadOnly),
                 start: Some(OffsetDateTime::now_utc() - time::Duration::hours(1)),
-                duration: "30m".into(),
-                reason: "x".into(),
-                ticket: None,
+                ..read_only("plc-7", "30m")
             },
         )
         .await
         .unwrap_err();
     assert!(past.to_string().contains("past"), "{past}");
     let no_tcp = h
-        .broker
-        .create_request(
-            &user("vendor1"),
+        .file(
+            "vendor1",
             NewRequest {
-                asset: "ews-1".parse().unwrap(),
                 protocols: vec![Protocol::Modbus],
-                scope: ScopeSpec::Preset(Preset::ReadOnly),
-                start: None,
-                duration: "30m".into(),
-                reason: "x".into(),
-                ticket: None,
+                ..read_only("ews-1", "30m")
             },
         )
         .await
@@ -145,34 +133,23 @@ pub(crate) async fn bad_requests_are_refused_and_store_nothing(h: &Harness) {
         .unwrap();
     custom.modbus.as_mut().unwrap().units = vec![9];
     let wrong_unit = h
-        .broker
-        .create_request(
-            &user("vendor1"),
+        .file(
+            "vendor1",
             NewRequest {
-                asset: "plc-7".parse().unwrap(),
                 protocols: vec![Protocol::Modbus],
                 scope: ScopeSpec::Custom(custom),
-                start: None,
-                duration: "30m".into(),
-                reason: "x".into(),
-                ticket: None,
+                ..read_only("plc-7", "30m")
             },
         )
         .await
         .unwrap_err();
     assert!(wrong_unit.to_string().contains("unit 9"), "{wrong_unit}");
     let blank = h
-        .broker
-        .create_request(
-            &user("vendor1"),
+        .file(
+            "vendor1",
             NewRequest {
-                asset: "plc-7".parse().unwrap(),
-                protocols: vec![Protocol::Ssh],
-                scope: ScopeSpec::Preset(Preset::ReadOnly),
-                start: None,
-                duration: "30m".into(),
                 reason: "   ".into(),
-                ticket: None,
+                ..read_only("plc-7", "30m")
             },
         )
         .await
@@ -259,17 +236,12 @@ pub(crate) async fn deny_and_withdraw_end_pending_requests(h: &Harness) {
 pub(crate) async fn the_clock_activates_and_expires_grants(h: &Harness) {
     let start = OffsetDateTime::now_utc() + time::Duration::minutes(10);
     let request = h
-        .broker
-        .create_request(
-            &user("vendor1"),
+        .file(
+            "vendor1",
             NewRequest {
-                asset: "ews-1".parse().unwrap(),
-                protocols: vec![Protocol::Ssh],
-                scope: ScopeSpec::Preset(Preset::ReadOnly),
                 start: Some(start),
-                duration: "1h".into(),
                 reason: "scheduled backup check".into(),
-                ticket: None,
+                ..read_only("ews-1", "1h")
             },
         )
         .await
