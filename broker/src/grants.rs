@@ -82,16 +82,9 @@ impl Broker {
         reason: &str,
     ) -> Result<Vec<GrantId>> {
         check_reason(reason)?;
-        let filter = crate::RequestFilter {
-            vendor: Some(vendor.clone()),
-            ..Default::default()
-        };
-        let live: Vec<Request> = self
-            .requests(who, &filter)
-            .await?
-            .into_iter()
-            .filter(|r| r.status.is_live_grant())
-            .collect();
+        // All of them, not only those the caller can see: a partial revocation would leave the
+        // vendor connected elsewhere while looking done.
+        let live = self.live_grants_of(vendor).await?;
         for request in &live {
             self.require_revoker(who, &request.zone).await?;
         }

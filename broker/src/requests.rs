@@ -430,22 +430,14 @@ impl Broker {
 
     /// Requests the caller may see, newest first (at most 1000).
     pub async fn requests(&self, who: &Principal, filter: &RequestFilter) -> Result<Vec<Request>> {
-        let now = OffsetDateTime::now_utc();
         let rows = on_pool!(&self.store, pool => sqlx::query_as::<_, RequestRow>(concat!("SELECT ", request_columns!(), " FROM requests WHERE ($1 IS NULL OR requester = $1) AND ($2 IS NULL OR asset = $2) \
              ORDER BY id DESC LIMIT 1000"))
         .bind(filter.vendor.as_ref().map(|v| v.as_str().to_owned()))
         .bind(filter.asset.as_ref().map(|a| a.as_str().to_owned()))
         .fetch_all(pool)
         .await)?;
-        let (low, high) = match (rows.last(), rows.first()) {
-            (Some(last), Some(first)) => (last.id, first.id),
-            _ => return Ok(Vec::new()),
-        };
-        let mut approvals = self.approvals_between(low, high).await?;
         let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id = row.id;
-            let request = Request::from_row(row, approvals.remove(&id).unwrap_or_default(), now)?;
+        for request in self.hydrate(rows).await? {
             let wanted = filter.status.is_none_or(|s| s == request.status)
                 && (!filter.grants || request.grant().is_some());
             if wanted && self.may_see(who, &request).await {
@@ -453,6 +445,41 @@ impl Broker {
             }
         }
         Ok(out)
+    }
+
+    /// Every grant of `vendor` that is approved or active, whoever may see it.
+    pub(crate) async fn live_grants_of(&self, vendor: &UserName) -> Result<Vec<Request>> {
+        let rows = on_pool!(&self.store, pool => sqlx::query_as::<_, RequestRow>(concat!(
+            "SELECT ", request_columns!(),
+            " FROM requests WHERE requester = $1 AND status IN ('approved', 'active') AND end_at > $2 ORDER BY id"
+        ))
+        .bind(vendor.as_str())
+        .bind(millis(OffsetDateTime::now_utc()))
+        .fetch_all(pool)
+        .await)?;
+        let live = self.hydrate(rows).await?;
+        Ok(live
+            .into_iter()
+            .filter(|r| r.status.is_live_grant())
+            .collect())
+    }
+
+    /// Rows with their approvals, as requests with their status at this moment.
+    async fn hydrate(&self, rows: Vec<RequestRow>) -> Result<Vec<Request>> {
+        let (Some(low), Some(high)) = (
+            rows.iter().map(|r| r.id).min(),
+            rows.iter().map(|r| r.id).max(),
+        ) else {
+            return Ok(Vec::new());
+        };
+        let now = OffsetDateTime::now_utc();
+        let mut approvals = self.approvals_between(low, high).await?;
+        rows.into_iter()
+            .map(|row| {
+                let id = row.id;
+                Request::from_row(row, approvals.remove(&id).unwrap_or_default(), now)
+            })
+            .collect()
     }
 
     async fn may_see(&self, who: &Principal, request: &Request) -> bool {
