@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use otgate_broker::{BrokerConfig, Database, KeyFiles, LoginLimits, Secret};
 use otgate_policy::window::parse_duration;
-use otgate_policy::{ApprovalConfig, ApprovalRules, PolicyError};
+use otgate_policy::{ApprovalConfig, ApprovalRules, Inventory, PolicyError};
 
 /// A configuration problem: which file, which key, what to do.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +126,8 @@ pub struct WebConfig {
 /// The whole typed configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
     /// Roles of this node.
     pub roles: Roles,
     /// Data directory.
@@ -305,6 +307,7 @@ impl Config {
         }
 
         Ok(Self {
+            path: path.to_owned(),
             roles,
             data_dir,
             web,
@@ -318,6 +321,25 @@ impl Config {
             recording_key,
             inventory: raw.inventory.file.map(|p| base.join(p)),
         })
+    }
+}
+
+impl Config {
+    /// The GitOps inventory named in the configuration, read and validated.
+    pub fn inventory(&self) -> Result<Option<Inventory>, ConfigError> {
+        let Some(file) = &self.inventory else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            ConfigError::new(
+                &self.path,
+                "inventory.file",
+                format!("cannot read {} ({e})", file.display()),
+            )
+        })?;
+        Inventory::from_toml(&text, &file.display().to_string())
+            .map(Some)
+            .map_err(|e| ConfigError::new(&self.path, "inventory.file", e.to_string()))
     }
 }
 

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use otgate_broker::{Broker, LocalBus};
-use otgate_policy::{Event, EventKind, Inventory};
+use otgate_policy::{Event, EventKind};
 
 use crate::config::Config;
 
@@ -40,10 +40,7 @@ impl Node {
                 .await
                 .context("opening the control plane")?,
         );
-        if let Some(file) = &config.inventory {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            let inventory = Inventory::from_toml(&text, &file.display().to_string())?;
+        if let Some(inventory) = config.inventory()? {
             broker
                 .load_inventory(None, inventory)
                 .await

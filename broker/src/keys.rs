@@ -51,6 +51,15 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
         .map_err(|e| BrokerError::io(path, e))
 }
 
+/// Replaces a file that nobody else can read: written beside it, then renamed over it, so a
+/// crash leaves the old contents or the new, never a mix.
+pub fn replace_private(path: &Path, contents: &[u8]) -> Result<()> {
+    let temporary = sibling(path, ".new");
+    let _ = std::fs::remove_file(&temporary);
+    write_private(&temporary, contents)?;
+    std::fs::rename(&temporary, path).map_err(|e| BrokerError::io(path, e))
+}
+
 /// Writes a new public file; refuses to overwrite.
 pub fn write_public(path: &Path, contents: &[u8]) -> Result<()> {
     let mut file = OpenOptions::new()

@@ -4,24 +4,13 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use otgate_policy::Inventory;
-
 use crate::config::{Config, ConfigError};
 
 pub fn run(path: &Path) -> Result<()> {
     let config = Config::load(path)?;
     let mut notes = Vec::new();
     let mut summary = String::new();
-    if let Some(file) = &config.inventory {
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            ConfigError::new(
-                path,
-                "inventory.file",
-                format!("cannot read {} ({e})", file.display()),
-            )
-        })?;
-        let inventory = Inventory::from_toml(&text, &file.display().to_string())
-            .map_err(|e| ConfigError::new(path, "inventory.file", e.to_string()))?;
+    if let Some(inventory) = config.inventory()? {
         summary = format!(
             ", inventory: {} zones, {} assets",
             inventory.zones.len(),

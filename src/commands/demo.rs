@@ -12,6 +12,7 @@ use ssh_key::LineEnding;
 use ssh_key::private::Ed25519Keypair;
 use time::OffsetDateTime;
 
+use otgate_broker::keys::replace_private;
 use otgate_broker::vault::random_bytes;
 use otgate_broker::{Broker, NewUser, Principal, generate_password};
 use otgate_policy::{Domain, OrgName, Role, RoleAssignment, UserName, ZoneName};
@@ -159,7 +160,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         try_this,
     };
     let text = serde_json::to_string_pretty(&file)?;
-    write_private(&demo_json, text.as_bytes())?;
+    replace_private(&demo_json, text.as_bytes())?;
     println!("otgate demo is running at {api}");
     println!(
         "Everything you need (users, passwords, authenticator secrets, keys) is in {}",
@@ -171,18 +172,6 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
     }
     println!("Passwords are in demo.json; stop with Ctrl-C.");
     node.run_until_signal().await
-}
-
-fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    use std::io::Write;
-    options
-        .open(path)
-        .and_then(|mut f| f.write_all(contents))
-        .with_context(|| format!("writing {}", path.display()))
 }
 
 async fn seed(broker: &Broker, dir: &Path) -> Result<Vec<DemoUser>> {
@@ -280,7 +269,7 @@ async fn vendor_key(broker: &Broker, dir: &Path, name: &str) -> Result<PathBuf> 
     let mut key = ssh_key::PrivateKey::from(Ed25519Keypair::from_seed(&random_bytes::<32>()?));
     key.set_comment(format!("{name}@otgate-demo"));
     let path = keys_dir.join("id_ed25519");
-    write_private(&path, key.to_openssh(LineEnding::LF)?.as_bytes())?;
+    replace_private(&path, key.to_openssh(LineEnding::LF)?.as_bytes())?;
     let public = key.public_key().to_openssh()?;
     std::fs::write(path.with_extension("pub"), format!("{public}\n"))?;
     let principal = Principal {
