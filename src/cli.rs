@@ -71,6 +71,131 @@ pub enum Command {
     Quarantine(QuarantineCommand),
     /// The event log.
     Events(EventsArgs),
+    /// Recorded sessions: list, show, full-text search.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// Play a session's terminal recording with its events, or export it as asciicast v2.
+    Replay(ReplayArgs),
+    /// Verify recordings, export evidence bundles, write incident reports.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `otgate sessions ...`.
+#[derive(Subcommand)]
+pub enum SessionsCommand {
+    /// Recorded sessions you may see, newest first.
+    List {
+        /// Only this vendor's.
+        #[arg(long)]
+        vendor: Option<String>,
+        /// Only this asset's.
+        #[arg(long)]
+        asset: Option<String>,
+        /// Only sessions started since: an RFC 3339 time or a duration back (24h, 7days).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only live sessions.
+        #[arg(long)]
+        live: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// One session: who, where, when, how it ended, what verification found.
+    Show {
+        /// Session id.
+        id: String,
+    },
+    /// Sessions whose commands, terminal output or events contain a phrase, and where.
+    Search {
+        /// The phrase, e.g. "systemctl restart".
+        query: String,
+        /// At most this many sessions.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+/// Where recordings are read from.
+#[derive(Args)]
+pub struct SourceArgs {
+    /// Read recordings from this directory (a copy of `recordings/` works offline) instead of
+    /// the server.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// The recording public key (PEM) signatures must verify with.
+    #[arg(long, env = "OTGATE_RECORDING_KEY")]
+    pub key: Option<PathBuf>,
+}
+
+/// `otgate replay`.
+#[derive(Args)]
+pub struct ReplayArgs {
+    /// Session id.
+    pub id: String,
+    /// Speed factor (2 plays twice as fast).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Start here: seconds, mm:ss, or a duration (1m30s); earlier output is drawn at once.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Longest pause between frames, in seconds.
+    #[arg(long, default_value_t = 2.0)]
+    pub idle_cap: f64,
+    /// Do not show the session's events between frames.
+    #[arg(long)]
+    pub no_events: bool,
+    /// Write the terminal recording as one asciicast v2 file instead of playing it.
+    #[arg(long, value_name = "FILE.cast")]
+    pub export: Option<PathBuf>,
+    /// Where to read from.
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// `otgate audit ...`.
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Re-compute hash chains and file digests and check signatures; exit 1 on any failure.
+    Verify {
+        /// Session id (or --all).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Every recording.
+        #[arg(long)]
+        all: bool,
+        /// Where to read from, and the key.
+        #[command(flatten)]
+        source: SourceArgs,
+    },
+    /// An evidence bundle (zip): recording, manifest, key, verification, timeline.
+    Export {
+        /// Session id.
+        id: String,
+        /// The zip to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Where to read from, and the key.
+        #[command(flatten)]
+        source: SourceArgs,
+    },
+    /// An incident timeline over the sessions of a period (24 h early warning, 72 h
+    /// notification), in Markdown.
+    Report {
+        /// Start of the period: an RFC 3339 time or a duration back (24h, 3days).
+        #[arg(long)]
+        since: String,
+        /// End of the period (default now).
+        #[arg(long)]
+        until: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Where to read from, and the key.
+        #[command(flatten)]
+        source: SourceArgs,
+    },
 }
 
 /// `otgate init`.

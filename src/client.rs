@@ -191,6 +191,16 @@ impl Client {
         response.json().await.context("reading the server's answer")
     }
 
+    /// GET raw bytes.
+    pub async fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
+        let response = self.send(self.request(reqwest::Method::GET, path)).await?;
+        Ok(response
+            .bytes()
+            .await
+            .context("reading the server's answer")?
+            .to_vec())
+    }
+
     /// POST a JSON body, read a JSON answer.
     pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
@@ -216,4 +226,17 @@ fn read_ca(path: &Path) -> Result<reqwest::Certificate> {
         std::fs::read(path).with_context(|| format!("reading the CA file {}", path.display()))?;
     reqwest::Certificate::from_pem(&pem)
         .with_context(|| format!("{} is not a PEM certificate", path.display()))
+}
+
+/// Percent-encodes a query-string value.
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }

@@ -7,6 +7,7 @@ mod events;
 mod init;
 mod login;
 mod quarantine;
+mod recordings;
 mod request;
 mod serve;
 mod users;
@@ -36,8 +37,20 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Grant(command) => request::grant(&cli, command).await,
         Command::Quarantine(command) => quarantine::run(&cli, command).await,
         Command::Events(args) => events::run(&cli, args).await,
+        Command::Sessions(command) => recordings::sessions(&cli, command).await,
+        Command::Replay(args) => recordings::replay(&cli, args).await,
+        Command::Audit(command) => match recordings::audit(&cli, command).await? {
+            0 => Ok(()),
+            code => Err(ExitCode(code).into()),
+        },
     }
 }
+
+/// A command that finished its work but must exit with this status (e.g. a failed
+/// verification, already reported).
+#[derive(Debug, thiserror::Error)]
+#[error("exit status {0}")]
+pub struct ExitCode(pub u8);
 
 /// Whether the command runs a server (and so logs at info level).
 pub fn is_server(command: &Command) -> bool {

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -11,6 +12,8 @@ use serde::Deserialize;
 use otgate_broker::{BrokerConfig, Database, KeyFiles, LoginLimits, Secret};
 use otgate_policy::window::parse_duration;
 use otgate_policy::{ApprovalConfig, ApprovalRules, Inventory, PolicyError};
+use otgate_recorder::Archive;
+use otgate_recorder::storage::{LocalStorage, S3Config, S3Storage, Storage, StorageError};
 
 /// A configuration problem: which file, which key, what to do.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +58,31 @@ struct RawConfig {
     approval: ApprovalConfig,
     #[serde(default)]
     bus: RawBus,
+    #[serde(default)]
+    recordings: RawRecordings,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRecordings {
+    storage: Option<String>,
+    dir: Option<PathBuf>,
+    retention: Option<String>,
+    index_interval: Option<String>,
+    #[serde(default)]
+    s3: Option<RawS3>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawS3 {
+    bucket: Option<String>,
+    prefix: Option<String>,
+    endpoint: Option<String>,
+    region: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    allow_http: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -123,6 +151,37 @@ pub struct WebConfig {
     pub ca: Option<PathBuf>,
 }
 
+/// Where recordings go and how they are written, indexed and kept.
+#[derive(Clone, Debug)]
+pub struct RecordingsConfig {
+    /// The local store, or the spool of open and not-yet-uploaded segments with S3.
+    pub dir: PathBuf,
+    /// The S3-compatible store, when configured.
+    pub s3: Option<S3Config>,
+    /// Delete recordings last written longer ago than this; keep forever when absent.
+    pub retention: Option<Duration>,
+    /// How often the index catches up with the recordings.
+    pub index_interval: Duration,
+}
+
+impl RecordingsConfig {
+    /// The configured store.
+    pub fn storage(&self) -> Result<Arc<dyn Storage>, StorageError> {
+        Ok(match &self.s3 {
+            Some(s3) => Arc::new(S3Storage::new(s3)?),
+            None => Arc::new(LocalStorage::new(&self.dir)),
+        })
+    }
+
+    /// Recordings as readers see them (the store, plus the spool with S3).
+    pub fn archive(&self) -> Result<Archive, StorageError> {
+        Ok(Archive::new(
+            self.storage()?,
+            Some(LocalStorage::new(&self.dir)),
+        ))
+    }
+}
+
 /// The whole typed configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -140,6 +199,8 @@ pub struct Config {
     pub recording_key: PathBuf,
     /// GitOps inventory file, imported at start.
     pub inventory: Option<PathBuf>,
+    /// Session recordings.
+    pub recordings: RecordingsConfig,
 }
 
 /// Default API address.
@@ -306,6 +367,8 @@ impl Config {
             }
         }
 
+        let recordings = recordings(raw.recordings, &data_dir, &err, &duration)?;
+
         Ok(Self {
             path: path.to_owned(),
             roles,
@@ -320,8 +383,109 @@ impl Config {
             },
             recording_key,
             inventory: raw.inventory.file.map(|p| base.join(p)),
+            recordings,
         })
     }
+}
+
+/// Reads an optional duration setting: (key, value, default).
+type DurationSetting<'a> =
+    &'a dyn Fn(&str, Option<String>, Duration) -> Result<Duration, ConfigError>;
+
+fn recordings(
+    raw: RawRecordings,
+    data_dir: &Path,
+    err: &dyn Fn(&str, String) -> ConfigError,
+    duration: DurationSetting<'_>,
+) -> Result<RecordingsConfig, ConfigError> {
+    let retention = match raw.retention.as_deref() {
+        None | Some("forever") => None,
+        Some(text) => {
+            let keep =
+                parse_duration(text).map_err(|e| err("recordings.retention", e.to_string()))?;
+            if keep < Duration::from_secs(86400) {
+                return Err(err(
+                    "recordings.retention",
+                    "at least 1 day (or \"forever\")".into(),
+                ));
+            }
+            Some(keep)
+        }
+    };
+    let index_interval = duration(
+        "recordings.index_interval",
+        raw.index_interval,
+        Duration::from_secs(5),
+    )?;
+    if index_interval.is_zero() {
+        return Err(err("recordings.index_interval", "more than 0".into()));
+    }
+    let s3 = match (raw.storage.as_deref(), raw.s3) {
+        (None | Some("local"), _) => None,
+        (Some("s3"), None) => {
+            return Err(err(
+                "recordings.s3",
+                "storage = \"s3\" needs a [recordings.s3] section with bucket and region".into(),
+            ));
+        }
+        (Some("s3"), Some(s3)) => {
+            let bucket = s3
+                .bucket
+                .filter(|b| !b.is_empty())
+                .ok_or_else(|| err("recordings.s3.bucket", "name the bucket".into()))?;
+            let access_key_id = s3
+                .access_key_id
+                .or_else(|| std::env::var("AWS_ACCESS_KEY_ID").ok())
+                .ok_or_else(|| {
+                    err(
+                        "recordings.s3.access_key_id",
+                        "set it here or in AWS_ACCESS_KEY_ID".into(),
+                    )
+                })?;
+            let secret_access_key = s3
+                .secret_access_key
+                .or_else(|| std::env::var("AWS_SECRET_ACCESS_KEY").ok())
+                .ok_or_else(|| {
+                    err(
+                        "recordings.s3.secret_access_key",
+                        "set it here or (better) in AWS_SECRET_ACCESS_KEY".into(),
+                    )
+                })?;
+            let endpoint = s3.endpoint;
+            let allow_http = s3.allow_http.unwrap_or(false);
+            if let Some(url) = &endpoint
+                && url.starts_with("http://")
+                && !allow_http
+            {
+                return Err(err(
+                    "recordings.s3.endpoint",
+                    "plain http:// is refused: use https://, or allow_http = true on a test network"
+                        .into(),
+                ));
+            }
+            Some(S3Config {
+                bucket,
+                prefix: s3.prefix.unwrap_or_default(),
+                endpoint,
+                region: s3.region.unwrap_or_else(|| "us-east-1".into()),
+                access_key_id,
+                secret_access_key,
+                allow_http,
+            })
+        }
+        (Some(other), _) => {
+            return Err(err(
+                "recordings.storage",
+                format!("`{other}` is not a storage: use \"local\" or \"s3\""),
+            ));
+        }
+    };
+    Ok(RecordingsConfig {
+        dir: data_dir.join(raw.dir.unwrap_or_else(|| PathBuf::from("recordings"))),
+        s3,
+        retention,
+        index_interval,
+    })
 }
 
 impl Config {
@@ -404,6 +568,24 @@ allowed_hours = "00:00-24:00"
 [bus]
 # "memory" (one process); NATS JetStream arrives with scale-out.
 kind = "memory"
+
+[recordings]
+# "local" keeps recordings in `dir`; "s3" uploads sealed segments to [recordings.s3] and uses
+# `dir` as the spool of open and not-yet-uploaded segments.
+storage = "local"
+dir = "recordings"
+# Delete recordings last written longer ago than this ("forever" keeps them).
+retention = "forever"
+# How often the search index catches up with the recordings.
+index_interval = "5s"
+
+# [recordings.s3]
+# bucket = "otgate-recordings"
+# prefix = "plant-a"
+# endpoint = "https://minio.plant.example:9000"   # omit for AWS
+# region = "us-east-1"
+# access_key_id = "..."                            # or AWS_ACCESS_KEY_ID
+# secret_access_key from AWS_SECRET_ACCESS_KEY     # keep secrets out of this file
 "#
     )
 }

@@ -5,8 +5,10 @@ mod cli;
 mod client;
 mod commands;
 mod config;
+mod indexer;
 mod node;
 mod output;
+mod remote;
 
 use std::process::ExitCode;
 
@@ -44,6 +46,9 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            if let Some(commands::ExitCode(code)) = error.downcast_ref::<commands::ExitCode>() {
+                return ExitCode::from(*code);
+            }
             eprintln!("otgate: {error:#}");
             if error.downcast_ref::<config::ConfigError>().is_some() {
                 ExitCode::from(EXIT_CONFIG)

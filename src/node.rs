@@ -1,5 +1,5 @@
-//! A running node: the broker, its clock, and the HTTPS API, under one cancellation token and
-//! task tracker, so shutdown is one mechanism.
+//! A running node: the broker, its clock, the recording indexer, and the HTTPS API, under one
+//! cancellation token and task tracker, so shutdown is one mechanism.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use otgate_broker::{Broker, LocalBus};
 use otgate_policy::{Event, EventKind};
 
 use crate::config::Config;
+use crate::indexer::Indexer;
 
 /// How often the clock applies grant activation, expiry and quarantine ends.
 const TICK: Duration = Duration::from_secs(1);
@@ -33,8 +34,18 @@ impl Node {
     /// configured API address.
     pub async fn start(config: &Config, listen: Option<SocketAddr>) -> Result<Self> {
         // Fail closed: a node that could not sign recordings does not start.
-        otgate_recorder::RecordingKey::load(&config.recording_key)
+        let recording_key = otgate_recorder::RecordingKey::load(&config.recording_key)
             .context("loading the recording key")?;
+        std::fs::create_dir_all(&config.recordings.dir).with_context(|| {
+            format!(
+                "creating the recordings directory {}",
+                config.recordings.dir.display()
+            )
+        })?;
+        let archive = config
+            .recordings
+            .archive()
+            .context("opening the recording storage")?;
         let broker = Arc::new(
             Broker::open(&config.broker, Arc::new(LocalBus::new(4096)))
                 .await
@@ -51,20 +62,28 @@ impl Node {
         let mut roles = Vec::new();
         if config.roles.broker {
             roles.push("broker".to_owned());
-            let (broker, stop) = (broker.clone(), shutdown.clone());
+            let (clock, stop) = (broker.clone(), shutdown.clone());
             tasks.spawn(async move {
                 let mut tick = tokio::time::interval(TICK);
                 loop {
                     tokio::select! {
                         _ = stop.cancelled() => break,
                         _ = tick.tick() => {
-                            if let Err(e) = broker.advance(OffsetDateTime::now_utc()).await {
+                            if let Err(e) = clock.advance(OffsetDateTime::now_utc()).await {
                                 tracing::error!(error = %e, "applying grant and quarantine times failed");
                             }
                         }
                     }
                 }
             });
+            let indexer = Indexer {
+                broker: broker.clone(),
+                archive: archive.clone(),
+                key: recording_key.verifying_key(),
+                interval: config.recordings.index_interval,
+                retention: config.recordings.retention,
+            };
+            tasks.spawn(indexer.run(shutdown.clone()));
         }
         let mut api = None;
         if config.roles.web {
@@ -74,7 +93,7 @@ impl Node {
             let listener =
                 TcpListener::bind(address).with_context(|| format!("listening on {address}"))?;
             api = Some(listener.local_addr()?);
-            let app = otgate_web::router(broker.clone());
+            let app = otgate_web::router(broker.clone(), archive.clone());
             let stop = shutdown.clone();
             tasks.spawn(async move {
                 if let Err(e) = otgate_web::serve(listener, tls, app, stop.clone()).await {

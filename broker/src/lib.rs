@@ -14,7 +14,7 @@
 //!
 //! Layout: [`store`] (SQLite/PostgreSQL, migrations, casbin adapter), [`bus`], [`keys`],
 //! [`vault`], [`model`], and the broker's operations by subject: `auth`, `users`, `inventory`,
-//! `requests`, `grants`, `credentials`, `events`.
+//! `requests`, `grants`, `credentials`, `events`, `sessions` (the recording index).
 //!
 //! Never: open network listeners (that is `web` and `gateway`), or depend on `gateway`.
 
@@ -29,6 +29,7 @@ pub mod keys;
 pub mod model;
 mod requests;
 pub mod secret;
+mod sessions;
 pub mod store;
 mod users;
 pub mod vault;
@@ -56,6 +57,10 @@ pub use model::{
 };
 pub use requests::{NewRequest, RequestFilter, ScopeSpec};
 pub use secret::Secret;
+pub use sessions::{
+    IndexedText, Moment, RecordedSession, SearchHit, SessionFilter, SessionIndex, SessionState,
+    parse_since,
+};
 pub use store::{Database, Store};
 pub use users::NewUser;
 

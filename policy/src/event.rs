@@ -279,6 +279,36 @@ pub enum EventKind {
         #[serde(with = "time::serde::rfc3339")]
         expires: OffsetDateTime,
     },
+    /// A session recording was indexed with a verification failure: it was altered or
+    /// damaged after it was written.
+    RecordingVerificationFailed {
+        /// The session.
+        session: String,
+        /// The vendor.
+        vendor: String,
+        /// The asset.
+        asset: String,
+        /// What verification found.
+        findings: String,
+    },
+    /// Retention deleted a session recording.
+    RecordingDeleted {
+        /// The session.
+        session: String,
+        /// The vendor, when the index knew the session.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vendor: Option<String>,
+        /// The asset, when the index knew the session.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        asset: Option<String>,
+        /// When it was last written.
+        #[serde(with = "time::serde::rfc3339")]
+        last_written: OffsetDateTime,
+        /// The retention period that expired (`90days`).
+        retention: String,
+        /// Files deleted.
+        files: u64,
+    },
     /// A request to the API was refused.
     Refused {
         /// HTTP method.
@@ -325,6 +355,8 @@ impl EventKind {
             Self::QuarantineEnded { .. } => "quarantine_ended",
             Self::CertificateIssued { .. } => "certificate_issued",
             Self::TokenIssued { .. } => "token_issued",
+            Self::RecordingVerificationFailed { .. } => "recording_verification_failed",
+            Self::RecordingDeleted { .. } => "recording_deleted",
             Self::Refused { .. } => "refused",
         }
     }
@@ -332,7 +364,7 @@ impl EventKind {
     /// Severity 0-10 (CEF scale): refusals and revocations stand out.
     pub fn severity(&self) -> u8 {
         match self {
-            Self::QuarantineStarted { .. } => 8,
+            Self::QuarantineStarted { .. } | Self::RecordingVerificationFailed { .. } => 8,
             Self::LoginThrottled { .. } => 7,
             Self::GrantRevoked { .. }
             | Self::Refused {
@@ -340,6 +372,7 @@ impl EventKind {
             } => 6,
             Self::LoginFailed { .. } | Self::Refused { .. } | Self::RequestDenied { .. } => 5,
             Self::GrantIssued { .. }
+            | Self::RecordingDeleted { .. }
             | Self::CertificateIssued { .. }
             | Self::TokenIssued { .. } => 4,
             _ => 3,

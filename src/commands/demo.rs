@@ -58,6 +58,10 @@ pub struct DemoFile {
     pub ssh_user_ca: String,
     /// Its file.
     pub ssh_user_ca_file: PathBuf,
+    /// Where session recordings are kept.
+    pub recordings: PathBuf,
+    /// The public key that verifies recordings (`otgate audit verify --key`).
+    pub recording_public_key: PathBuf,
     /// Seeded users.
     pub users: Vec<DemoUser>,
     /// Commands to try.
@@ -149,6 +153,14 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         format!("otgate grant cert 1 --key {}.pub", vendor_key.display()),
         format!("ssh-keygen -L -f {}-cert.pub", vendor_key.display()),
         "otgate events".to_owned(),
+        "otgate login --user auditor".to_owned(),
+        "otgate sessions list".to_owned(),
+        "otgate sessions search 'systemctl restart'".to_owned(),
+        format!(
+            "otgate audit verify --all --dir {} --key {}",
+            absolute(&config.recordings.dir).display(),
+            absolute(&otgate_recorder::public_path(&config.recording_key)).display()
+        ),
     ];
     let file = DemoFile {
         api: api.clone(),
@@ -156,6 +168,8 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         config: absolute(&config_path),
         ssh_user_ca: node.broker.keys().ssh_ca_public(),
         ssh_user_ca_file,
+        recordings: absolute(&config.recordings.dir),
+        recording_public_key: absolute(&otgate_recorder::public_path(&config.recording_key)),
         users,
         try_this,
     };

@@ -12,4 +12,5 @@
 )]
 
 mod control_plane;
+mod recordings;
 mod support;

@@ -11,7 +11,8 @@
 //! Layout: `routes/` (one module per subject), `extract` (caller, JSON, query, ids), `error`,
 //! `refusals`, [`tls`].
 //!
-//! Never: depend on `gateway`, or hold state of its own beyond the broker handle.
+//! Never: depend on `gateway`, or hold state of its own beyond the broker and recordings
+//! handles.
 
 mod error;
 mod extract;
@@ -33,6 +34,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use otgate_broker::Broker;
+use otgate_recorder::Archive;
 
 pub use error::{ApiError, ErrorBody};
 
@@ -43,6 +45,7 @@ pub const MAX_BODY: usize = 256 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     broker: Arc<Broker>,
+    recordings: Archive,
 }
 
 /// Errors of the web server.
@@ -60,7 +63,7 @@ pub enum WebError {
 #[openapi(
     info(
         title = "otgate API",
-        description = "Just-in-time, device- and command-scoped access to industrial assets: requests, approvals, grants, credentials, revocation, events."
+        description = "Just-in-time, device- and command-scoped access to industrial assets: requests, approvals, grants, credentials, revocation, events, recorded sessions."
     ),
     modifiers(&BearerAuth),
     tags(
@@ -71,6 +74,7 @@ pub enum WebError {
         (name = "grants", description = "Grants, credentials, revocation"),
         (name = "quarantines", description = "Quarantine of vendors and assets"),
         (name = "events", description = "The event log"),
+        (name = "sessions", description = "Recorded sessions: list, search, recording files"),
         (name = "meta", description = "Health, presets, rules"),
     )
 )]
@@ -116,9 +120,9 @@ async fn api_headers(mut response: Response) -> Response {
     response
 }
 
-/// The whole application.
-pub fn router(broker: Arc<Broker>) -> Router {
-    let state = AppState { broker };
+/// The whole application: the API over `broker`, recordings read from `recordings`.
+pub fn router(broker: Arc<Broker>, recordings: Archive) -> Router {
+    let state = AppState { broker, recordings };
     let (api, _) = parts();
     let document = Arc::new(openapi_json());
     api.route(

@@ -5,6 +5,7 @@ mod events;
 mod inventory;
 mod meta;
 mod quarantines;
+mod recordings;
 mod requests;
 mod session;
 mod users;
@@ -23,4 +24,5 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(requests::routes())
         .merge(quarantines::routes())
         .merge(events::routes())
+        .merge(recordings::routes())
 }

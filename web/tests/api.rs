@@ -132,8 +132,14 @@ async fn api() -> Api {
             .await
             .unwrap();
     }
+    let recordings = otgate_recorder::Archive::new(
+        Arc::new(otgate_recorder::storage::LocalStorage::new(
+            dir.join("recordings"),
+        )),
+        None,
+    );
     Api {
-        app: otgate_web::router(broker.clone()),
+        app: otgate_web::router(broker.clone(), recordings),
         broker,
         dir,
     }
@@ -611,5 +617,161 @@ async fn the_lifecycle_through_the_api() {
     let (status, _) = api.call("POST", "/logout", Some(&vendor), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _) = api.call("GET", "/me", Some(&vendor), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn recorded_sessions_are_listed_searched_and_downloaded_by_who_may_see_them() {
+    let api = api().await;
+    // A recording made by the recorder, indexed as the binary's indexer would.
+    let key_path = api.dir.join("recording.pem");
+    otgate_recorder::RecordingKey::generate(&key_path).unwrap();
+    let key = Arc::new(otgate_recorder::RecordingKey::load(&key_path).unwrap());
+    let storage = Arc::new(otgate_recorder::storage::LocalStorage::new(
+        api.dir.join("recordings"),
+    ));
+    let recorder = otgate_recorder::Recorder::new(
+        api.dir.join("spool"),
+        storage,
+        key,
+        otgate_recorder::RecorderConfig::default(),
+    );
+    let id = otgate_recorder::layout::new_session_id();
+    let started_at = time::OffsetDateTime::now_utc();
+    let session = recorder
+        .start(otgate_recorder::SessionInfo {
+            id: id.clone(),
+            grant: Some(1),
+            vendor: "vendor1".into(),
+            asset: "plc-7".into(),
+            zone: Some("cell-a".into()),
+            protocol: "ssh".into(),
+            client: None,
+            width: 80,
+            height: 24,
+            env: Default::default(),
+            started_at,
+        })
+        .await
+        .unwrap();
+    session
+        .output(b"$ systemctl restart historian\r\n")
+        .unwrap();
+    session
+        .finish(otgate_recorder::EndReason::Closed)
+        .await
+        .unwrap();
+    api.broker
+        .index_session(otgate_broker::SessionIndex {
+            session: otgate_broker::RecordedSession {
+                id: id.clone(),
+                grant: Some(1),
+                vendor: "vendor1".into(),
+                asset: "plc-7".into(),
+                zone: Some("cell-a".into()),
+                protocol: "ssh".into(),
+                client: None,
+                started_at,
+                ended_at: None,
+                end_reason: None,
+                state: otgate_broker::SessionState::Ended,
+                verification: "ok".into(),
+                findings: String::new(),
+                duration_ms: 10,
+                events: 2,
+                commands: 0,
+                denials: 0,
+                alerts: 0,
+                output_bytes: 31,
+                input_bytes: 0,
+                stored_bytes: 1,
+            },
+            fingerprint: "f".into(),
+            text: vec![otgate_broker::IndexedText {
+                offset_ms: 3,
+                kind: "output".into(),
+                body: "$ systemctl restart historian".into(),
+            }],
+        })
+        .await
+        .unwrap();
+
+    let auditor = api.login("aud").await;
+    let (status, body) = api.call("GET", "/sessions", Some(&auditor), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body[0]["id"], id.as_str());
+    assert_eq!(body[0]["state"], "ended");
+    let (status, body) = api
+        .call(
+            "GET",
+            "/sessions/search?q=systemctl%20restart",
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body[0]["session"]["id"], id.as_str());
+    assert_eq!(body[0]["moments"][0]["offset_ms"], 3);
+    let (status, body) = api
+        .call(
+            "GET",
+            &format!("/sessions/{id}/files"),
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body.as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "manifest.json")
+    );
+    let (status, body) = api
+        .call(
+            "GET",
+            &format!("/sessions/{id}/files/manifest.json"),
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["session"]["id"], id.as_str());
+
+    // Bad names and unknown sessions are clear errors.
+    let (status, body) = api
+        .call(
+            "GET",
+            &format!("/sessions/{id}/files/..%2Fotgate.db"),
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = api
+        .call(
+            "GET",
+            &format!("/sessions/{id}/files/nope.json"),
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, _) = api
+        .call("GET", "/sessions/nope", Some(&auditor), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = api
+        .call("GET", "/sessions/search?q=%20", Some(&auditor), None)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    // The vendor sees their own session; nobody unauthenticated sees anything.
+    let vendor = api.login("vendor1").await;
+    let (status, body) = api
+        .call("GET", &format!("/sessions/{id}"), Some(&vendor), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = api.call("GET", "/sessions", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

@@ -74,3 +74,48 @@ pub(crate) struct EventRow {
     pub seq: i64,
     pub body: String,
 }
+
+/// A recorded session in the index.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct SessionRow {
+    pub id: String,
+    pub grant_id: Option<i64>,
+    pub vendor: String,
+    pub asset: String,
+    pub zone: Option<String>,
+    pub protocol: String,
+    pub client: Option<String>,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub end_reason: Option<String>,
+    pub state: String,
+    pub verification: String,
+    pub findings: String,
+    pub duration_ms: i64,
+    pub events: i64,
+    pub commands: i64,
+    pub denials: i64,
+    pub alerts: i64,
+    pub output_bytes: i64,
+    pub input_bytes: i64,
+    pub stored_bytes: i64,
+}
+
+/// Columns of `recorded_sessions`, in [`SessionRow`] order.
+macro_rules! session_columns {
+    () => {
+        "id, grant_id, vendor, asset, zone, protocol, client, started_at, ended_at, end_reason, \
+         state, verification, findings, duration_ms, events, commands, denials, alerts, \
+         output_bytes, input_bytes, stored_bytes"
+    };
+}
+pub(crate) use session_columns;
+
+/// A search hit in the text index.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct TextHitRow {
+    pub session_id: String,
+    pub offset_ms: i64,
+    pub kind: String,
+    pub snippet: String,
+}

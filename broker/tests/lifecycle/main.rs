@@ -17,6 +17,7 @@ mod access;
 mod harness;
 mod identity;
 mod requests;
+mod sessions;
 
 /// Runs each scenario on SQLite and on PostgreSQL.
 macro_rules! on_both {
@@ -55,6 +56,7 @@ on_both!(
     access::vault_keeps_secrets_sealed,
     identity::login_needs_password_totp_and_survives_replay,
     identity::events_are_visible_by_zone,
+    sessions::recordings_are_indexed_searched_and_expired,
 );
 
 /// Credentials expiring needs a short token lifetime, so it gets its own harness.

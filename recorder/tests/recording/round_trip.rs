@@ -239,3 +239,29 @@ async fn ids_are_checked_and_never_reused() {
             .contains("no recording of session no-such-session")
     );
 }
+
+#[tokio::test]
+async fn retention_deletes_what_is_older_than_the_period() {
+    let local = local("retention", small(true));
+    let old = new_session_id();
+    scripted(&local.recorder, &old).await;
+    let keep = std::time::Duration::from_secs(30 * 86400);
+    let now = time::OffsetDateTime::now_utc();
+    // Nothing is older than 30 days yet.
+    assert!(
+        otgate_recorder::expire(&local.archive, keep, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Forty days on, the recording is past the period: every file goes.
+    let later = now + time::Duration::days(40);
+    let expired = otgate_recorder::expire(&local.archive, keep, later)
+        .await
+        .unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].session, old);
+    assert!(expired[0].files >= 4);
+    assert!(!local.session_dir(&old).exists());
+    assert!(local.archive.sessions().await.unwrap().is_empty());
+}

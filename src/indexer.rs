@@ -1,0 +1,210 @@
+//! Keeps the broker's session index in step with the recordings: every interval, each
+//! recording whose files changed is read, verified with the node's recording key, rendered
+//! to searchable text and indexed; retention deletes expired recordings and records an
+//! event for each.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+use otgate_broker::{Broker, IndexedText, RecordedSession, SessionIndex, SessionState};
+use otgate_policy::window::format_duration;
+use otgate_recorder::chain::{hex, sha256};
+use otgate_recorder::text::fragments;
+use otgate_recorder::{Archive, Recording, SessionFile, Status, VerifyingKey, expire, read};
+
+/// Most output text indexed per session.
+const TEXT_BUDGET: usize = 4 * 1024 * 1024;
+/// A recording without a manifest written to this recently counts as live.
+const LIVE_WINDOW: Duration = Duration::from_secs(60);
+/// How often retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// The indexer's inputs.
+pub struct Indexer {
+    /// The index.
+    pub broker: Arc<Broker>,
+    /// The recordings.
+    pub archive: Archive,
+    /// The node's recording key (public half), to verify what is indexed.
+    pub key: VerifyingKey,
+    /// How often to look.
+    pub interval: Duration,
+    /// Delete recordings older than this.
+    pub retention: Option<Duration>,
+}
+
+/// Where a recording stands, from its files alone.
+fn state_of(files: &[SessionFile], now: OffsetDateTime) -> SessionState {
+    let last_write = files.iter().map(|f| f.modified).max().unwrap_or(now);
+    if files
+        .iter()
+        .any(|f| f.name == otgate_recorder::layout::MANIFEST)
+    {
+        SessionState::Ended
+    } else if now - last_write < LIVE_WINDOW {
+        SessionState::Live
+    } else {
+        SessionState::Incomplete
+    }
+}
+
+/// Changes when the files or the state change: then the entry is rebuilt.
+fn fingerprint(files: &[SessionFile], state: SessionState) -> String {
+    let mut listing = format!("{state:?}\n");
+    for file in files {
+        listing.push_str(&format!("{}:{}\n", file.name, file.size));
+    }
+    hex(&sha256(listing.as_bytes()))
+}
+
+fn millis(seconds: f64) -> i64 {
+    (seconds * 1000.0).round() as i64
+}
+
+/// The index entry of a recording.
+fn entry(
+    recording: &Recording,
+    files: &[SessionFile],
+    state: SessionState,
+) -> Option<SessionIndex> {
+    let info = recording.info.as_ref()?;
+    let v = &recording.verification;
+    let manifest = recording.manifest.as_ref();
+    let count = |kind: &str| {
+        recording
+            .events
+            .iter()
+            .filter(|l| l.event.kind() == kind)
+            .count() as i64
+    };
+    let counts = manifest.map(|m| m.counts.clone()).unwrap_or_default();
+    let session = RecordedSession {
+        id: recording.id.clone(),
+        grant: info.grant,
+        vendor: info.vendor.clone(),
+        asset: info.asset.clone(),
+        zone: info.zone.clone(),
+        protocol: info.protocol.clone(),
+        client: info.client.clone(),
+        started_at: info.started_at,
+        ended_at: manifest.map(|m| m.ended_at),
+        end_reason: manifest.map(|m| m.end_reason.describe()),
+        state,
+        verification: match v.status {
+            Status::Ok => "ok",
+            Status::Incomplete => "incomplete",
+            Status::Failed => "failed",
+        }
+        .into(),
+        findings: if v.status == Status::Ok {
+            String::new()
+        } else {
+            v.problems
+                .iter()
+                .map(ToString::to_string)
+                .chain(v.notes.iter().cloned())
+                .collect::<Vec<_>>()
+                .join("; ")
+        },
+        duration_ms: millis(manifest.map_or(v.intact_until, |m| m.duration)),
+        events: recording.events.len() as i64,
+        commands: count("command"),
+        denials: i64::try_from(counts.denials).unwrap_or(i64::MAX),
+        alerts: count("alert"),
+        output_bytes: i64::try_from(counts.output_bytes).unwrap_or(i64::MAX),
+        input_bytes: i64::try_from(counts.input_bytes).unwrap_or(i64::MAX),
+        stored_bytes: files.iter().map(|f| f.size as i64).sum(),
+    };
+    let text = fragments(recording, TEXT_BUDGET)
+        .into_iter()
+        .map(|f| IndexedText {
+            offset_ms: millis(f.offset),
+            kind: f.kind.as_str().into(),
+            body: f.text,
+        })
+        .collect();
+    Some(SessionIndex {
+        session,
+        fingerprint: fingerprint(files, state),
+        text,
+    })
+}
+
+impl Indexer {
+    /// One pass: indexes every recording that changed; returns how many were indexed.
+    pub async fn index_once(&self) -> Result<usize> {
+        let now = OffsetDateTime::now_utc();
+        let mut indexed = 0;
+        for (id, files) in self.archive.sessions().await? {
+            let state = state_of(&files, now);
+            let print = fingerprint(&files, state);
+            if self.broker.session_fingerprint(&id).await?.as_deref() == Some(print.as_str()) {
+                continue;
+            }
+            let recording = match read(&self.archive, &id, Some(&self.key)).await {
+                Ok(recording) => recording,
+                Err(error) => {
+                    tracing::warn!(session = %id, %error, "recording could not be read for the index");
+                    continue;
+                }
+            };
+            match entry(&recording, &files, state) {
+                Some(entry) => {
+                    self.broker.index_session(entry).await?;
+                    indexed += 1;
+                }
+                None => {
+                    tracing::warn!(session = %id, findings = %recording.verification.render(), "recording has no readable first line; not indexed");
+                }
+            }
+        }
+        Ok(indexed)
+    }
+
+    /// Applies retention once; returns how many recordings were deleted.
+    pub async fn expire_once(&self) -> Result<usize> {
+        let Some(keep) = self.retention else {
+            return Ok(0);
+        };
+        let expired = expire(&self.archive, keep, OffsetDateTime::now_utc()).await?;
+        for gone in &expired {
+            self.broker
+                .unindex_session(
+                    &gone.session,
+                    gone.last_written,
+                    &format_duration(keep),
+                    gone.files as u64,
+                )
+                .await?;
+            tracing::info!(session = %gone.session, "recording deleted by retention");
+        }
+        Ok(expired.len())
+    }
+
+    /// Runs until `stop`.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut retention = tokio::time::interval(RETENTION_EVERY);
+        retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {
+                    if let Err(error) = self.index_once().await {
+                        tracing::error!(%error, "indexing recordings failed");
+                    }
+                }
+                _ = retention.tick() => {
+                    if let Err(error) = self.expire_once().await {
+                        tracing::error!(%error, "applying recording retention failed");
+                    }
+                }
+            }
+        }
+    }
+}
