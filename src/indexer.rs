@@ -139,10 +139,11 @@ impl Indexer {
     pub async fn index_once(&self) -> Result<usize> {
         let now = OffsetDateTime::now_utc();
         let mut indexed = 0;
+        let known = self.broker.session_fingerprints().await?;
         for (id, files) in self.archive.sessions().await? {
             let state = state_of(&files, now);
             let print = fingerprint(&files, state);
-            if self.broker.session_fingerprint(&id).await?.as_deref() == Some(print.as_str()) {
+            if known.get(&id) == Some(&print) {
                 continue;
             }
             let recording = match read(&self.archive, &id, Some(&self.key)).await {

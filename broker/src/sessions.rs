@@ -5,6 +5,8 @@
 //! Who sees what: vendors their own sessions; auditors and admins everything; engineers the
 //! sessions in zones where they approve, observe or audit.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -228,27 +230,15 @@ impl Broker {
             || authz.is_allowed_everywhere(&who.user, Action::Administer)
     }
 
-    /// The stored fingerprint of a session's index entry (for the indexer).
-    pub async fn session_fingerprint(&self, id: &str) -> Result<Option<String>> {
-        Ok(
-            on_pool!(&self.store, pool => sqlx::query_scalar::<_, String>(
-            "SELECT fingerprint FROM recorded_sessions WHERE id = $1"
-        )
-        .bind(id)
-        .fetch_optional(pool)
-        .await)?,
-        )
-    }
-
-    /// Ids of every indexed session (for the indexer).
-    pub async fn indexed_sessions(&self) -> Result<Vec<String>> {
-        Ok(
-            on_pool!(&self.store, pool => sqlx::query_scalar::<_, String>(
-            "SELECT id FROM recorded_sessions"
+    /// Every indexed session and the fingerprint of its entry (for the indexer, which
+    /// rebuilds an entry when the recording's fingerprint differs).
+    pub async fn session_fingerprints(&self) -> Result<HashMap<String, String>> {
+        let rows: Vec<(String, String)> = on_pool!(&self.store, pool => sqlx::query_as(
+            "SELECT id, fingerprint FROM recorded_sessions"
         )
         .fetch_all(pool)
-        .await)?,
-        )
+        .await)?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Stores (or replaces) a session's index entry. A verification failure that is new is

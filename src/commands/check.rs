@@ -39,6 +39,11 @@ pub fn run(path: &Path) -> Result<()> {
             config.recording_key.display()
         ));
     }
+    let storage = config
+        .recordings
+        .storage()
+        .map_err(|e| ConfigError::new(path, "recordings", e.to_string()))?;
+    summary.push_str(&format!(", recordings: {}", storage.describe()));
     if config.web.cert.exists() && config.web.key.exists() {
         otgate_web::tls::server_config(&config.web.cert, &config.web.key)
             .map_err(|e| ConfigError::new(path, "web.tls_cert", e.to_string()))?;
