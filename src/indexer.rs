@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use otgate_broker::{Broker, IndexedText, RecordedSession, SessionIndex, SessionState};
 use otgate_policy::window::format_duration;
 use otgate_recorder::chain::{hex, sha256};
+use otgate_recorder::layout::{MANIFEST, Part, file_name, parse_file_name};
 use otgate_recorder::text::fragments;
 use otgate_recorder::{Archive, Recording, SessionFile, Status, VerifyingKey, expire, read};
 
@@ -40,10 +41,7 @@ pub struct Indexer {
 /// Where a recording stands, from its files alone.
 fn state_of(files: &[SessionFile], now: OffsetDateTime) -> SessionState {
     let last_write = files.iter().map(|f| f.modified).max().unwrap_or(now);
-    if files
-        .iter()
-        .any(|f| f.name == otgate_recorder::layout::MANIFEST)
-    {
+    if files.iter().any(|f| f.name == MANIFEST) {
         SessionState::Ended
     } else if now - last_write < LIVE_WINDOW {
         SessionState::Live
@@ -52,11 +50,26 @@ fn state_of(files: &[SessionFile], now: OffsetDateTime) -> SessionState {
     }
 }
 
-/// Changes when the files or the state change: then the entry is rebuilt.
+/// Whether `name` is a stream file of a segment that has no seal yet (it grows on every flush).
+fn is_open_segment(name: &str, files: &[SessionFile]) -> bool {
+    let Some(file) = parse_file_name(name) else {
+        return false;
+    };
+    let seal = file_name(Part::Seal, file.segment, false);
+    file.part != Part::Seal && !file.compressed && !files.iter().any(|f| f.name == seal)
+}
+
+/// Changes when a segment is sealed, the manifest appears, a sealed file changes, or the
+/// state changes: then the entry is rebuilt. The open segment's growth alone does not count,
+/// so a live session is re-read once per sealed segment, not on every flush.
 fn fingerprint(files: &[SessionFile], state: SessionState) -> String {
     let mut listing = format!("{state:?}\n");
     for file in files {
-        listing.push_str(&format!("{}:{}\n", file.name, file.size));
+        if is_open_segment(&file.name, files) {
+            listing.push_str(&format!("{}\n", file.name));
+        } else {
+            listing.push_str(&format!("{}:{}\n", file.name, file.size));
+        }
     }
     hex(&sha256(listing.as_bytes()))
 }
@@ -207,5 +220,41 @@ impl Indexer {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, size: u64) -> SessionFile {
+        SessionFile {
+            name: name.into(),
+            size,
+            modified: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_live_recording_is_reindexed_per_sealed_segment_not_per_flush() {
+        let live = SessionState::Live;
+        let open = |size| {
+            vec![
+                file("terminal.000001.cast", size),
+                file("events.000001.jsonl", size),
+            ]
+        };
+        assert_eq!(fingerprint(&open(10), live), fingerprint(&open(900), live));
+        assert_ne!(
+            fingerprint(&open(10), live),
+            fingerprint(&open(10), SessionState::Incomplete)
+        );
+        let mut sealed = open(10);
+        sealed.push(file("seal.000001.json", 300));
+        assert_ne!(fingerprint(&open(10), live), fingerprint(&sealed, live));
+        // Sealed plain files (compression off) count with their size: a change is seen.
+        let mut changed = sealed.clone();
+        changed[0].size = 11;
+        assert_ne!(fingerprint(&sealed, live), fingerprint(&changed, live));
     }
 }

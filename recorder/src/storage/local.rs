@@ -47,6 +47,31 @@ pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> 
     Ok(())
 }
 
+/// Adds the files of one session directory whose key starts with `prefix`.
+fn collect(
+    files: std::fs::ReadDir,
+    session_prefix: &str,
+    prefix: &str,
+    out: &mut Vec<StoredObject>,
+) -> std::io::Result<()> {
+    for file in files {
+        let file = file?;
+        let Some(file_name) = file.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let key = format!("{session_prefix}{file_name}");
+        let meta = file.metadata()?;
+        if meta.is_file() && key.starts_with(prefix) && !file_name.ends_with(".partial") {
+            out.push(StoredObject {
+                key,
+                size: meta.len(),
+                modified: modified(&meta),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn modified(meta: &std::fs::Metadata) -> OffsetDateTime {
     meta.modified()
         .map(OffsetDateTime::from)
@@ -106,6 +131,19 @@ impl Storage for LocalStorage {
         let prefix = prefix.to_owned();
         let listed = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<StoredObject>> {
             let mut out = Vec::new();
+            // A prefix naming one session reads only its directory.
+            if let Some((session, _)) = prefix.split_once('/')
+                && crate::layout::valid_session_id(session)
+            {
+                let files = match std::fs::read_dir(root.join(session)) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+                    Err(e) => return Err(e),
+                };
+                collect(files, &format!("{session}/"), &prefix, &mut out)?;
+                out.sort_by(|a, b| a.key.cmp(&b.key));
+                return Ok(out);
+            }
             let sessions = match std::fs::read_dir(&root) {
                 Ok(entries) => entries,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
@@ -123,24 +161,12 @@ impl Storage for LocalStorage {
                 {
                     continue;
                 }
-                for file in std::fs::read_dir(session.path())? {
-                    let file = file?;
-                    let Some(file_name) = file.file_name().to_str().map(str::to_owned) else {
-                        continue;
-                    };
-                    let key = format!("{session_prefix}{file_name}");
-                    let meta = file.metadata()?;
-                    if meta.is_file()
-                        && key.starts_with(&prefix)
-                        && !file_name.ends_with(".partial")
-                    {
-                        out.push(StoredObject {
-                            key,
-                            size: meta.len(),
-                            modified: modified(&meta),
-                        });
-                    }
-                }
+                collect(
+                    std::fs::read_dir(session.path())?,
+                    &session_prefix,
+                    &prefix,
+                    &mut out,
+                )?;
             }
             out.sort_by(|a, b| a.key.cmp(&b.key));
             Ok(out)
