@@ -88,30 +88,66 @@ fn make_recorder(fixture: &Fixture, compress: bool) -> Recorder {
     )
 }
 
-fn record(runtime: &tokio::runtime::Runtime, recorder: &Recorder, chunks: &[Vec<u8>]) -> Duration {
+/// What a benchmarked session carries.
+enum Feed<'a> {
+    /// Terminal output chunks.
+    Output(&'a [Vec<u8>]),
+    /// This many command events.
+    Events(usize),
+}
+
+fn command() -> SessionEvent {
+    SessionEvent::Command {
+        command: "systemctl restart historian-agent".into(),
+        verdict: Verdict::Allowed,
+        rule: Some("systemctl restart historian-*".into()),
+        reason: None,
+    }
+}
+
+/// Records one session from start to signed manifest; returns the time taken and the manifest.
+fn record(
+    runtime: &tokio::runtime::Runtime,
+    recorder: &Recorder,
+    feed: &Feed<'_>,
+) -> (Duration, otgate_recorder::Manifest) {
     runtime.block_on(async {
         let started = Instant::now();
         let session = recorder
             .start(info(otgate_recorder::layout::new_session_id()))
             .await
             .unwrap();
-        for chunk in chunks {
-            session.output(chunk).unwrap();
-            // Let the writer run, as a gateway relaying a stream would.
-            tokio::task::yield_now().await;
+        match feed {
+            Feed::Output(chunks) => {
+                for chunk in *chunks {
+                    session.output(chunk).unwrap();
+                    // Let the writer run, as a gateway relaying a stream would.
+                    tokio::task::yield_now().await;
+                }
+            }
+            Feed::Events(count) => {
+                for _ in 0..*count {
+                    session.event(command()).unwrap();
+                    tokio::task::yield_now().await;
+                }
+            }
         }
-        black_box(session.finish(EndReason::Closed).await.unwrap());
-        started.elapsed()
+        let manifest = black_box(session.finish(EndReason::Closed).await.unwrap());
+        (started.elapsed(), manifest)
     })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn throughput(c: &mut Criterion) {
     let fixture = fixture();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let chunks = terminal_output(16 * 1024 * 1024);
     let bytes: usize = chunks.iter().map(Vec::len).sum();
     let mut group = c.benchmark_group("recorder");
@@ -135,12 +171,13 @@ fn throughput(c: &mut Criterion) {
             total
         });
     });
+    let feed = Feed::Output(&chunks);
     for (name, compress) in [("record, zstd on", true), ("record, zstd off", false)] {
         let recorder = make_recorder(&fixture, compress);
         group.bench_function(name, |b| {
             b.iter_custom(|iterations| {
                 (0..iterations)
-                    .map(|_| record(&runtime, &recorder, &chunks))
+                    .map(|_| record(&runtime, &recorder, &feed).0)
                     .sum()
             });
         });
@@ -149,18 +186,7 @@ fn throughput(c: &mut Criterion) {
 
     // Stored size: what the recording costs on disk for this output.
     for compress in [true, false] {
-        let recorder = make_recorder(&fixture, compress);
-        let manifest = runtime.block_on(async {
-            let session = recorder
-                .start(info(otgate_recorder::layout::new_session_id()))
-                .await
-                .unwrap();
-            for chunk in &chunks {
-                session.output(chunk).unwrap();
-                tokio::task::yield_now().await;
-            }
-            session.finish(EndReason::Closed).await.unwrap()
-        });
+        let (_, manifest) = record(&runtime, &make_recorder(&fixture, compress), &feed);
         println!(
             "stored: {} bytes for {bytes} bytes of output ({:.1}%), zstd {}",
             manifest.stored_bytes,
@@ -171,19 +197,10 @@ fn throughput(c: &mut Criterion) {
 }
 
 fn events(c: &mut Criterion) {
-    let fixture = fixture();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let command = || SessionEvent::Command {
-        command: "systemctl restart historian-agent".into(),
-        verdict: Verdict::Allowed,
-        rule: Some("systemctl restart historian-*".into()),
-        reason: None,
-    };
     const EVENTS: usize = 10_000;
+    let fixture = fixture();
+    let runtime = runtime();
+    let feed = Feed::Events(EVENTS);
     let mut group = c.benchmark_group("recorder events");
     group.throughput(Throughput::Elements(EVENTS as u64));
     group.sample_size(10);
@@ -191,21 +208,7 @@ fn events(c: &mut Criterion) {
     group.bench_function("command events, chained and sealed", |b| {
         b.iter_custom(|iterations| {
             (0..iterations)
-                .map(|_| {
-                    runtime.block_on(async {
-                        let started = Instant::now();
-                        let session = recorder
-                            .start(info(otgate_recorder::layout::new_session_id()))
-                            .await
-                            .unwrap();
-                        for _ in 0..EVENTS {
-                            session.event(command()).unwrap();
-                            tokio::task::yield_now().await;
-                        }
-                        session.finish(EndReason::Closed).await.unwrap();
-                        started.elapsed()
-                    })
-                })
+                .map(|_| record(&runtime, &recorder, &feed).0)
                 .sum()
         });
     });
@@ -213,22 +216,12 @@ fn events(c: &mut Criterion) {
 
     // Overhead per event: the chained line against the event's own JSON.
     for compress in [false, true] {
-        let recorder = make_recorder(&fixture, compress);
-        let id = otgate_recorder::layout::new_session_id();
-        let manifest = runtime.block_on(async {
-            let session = recorder.start(info(id.clone())).await.unwrap();
-            for _ in 0..EVENTS {
-                session.event(command()).unwrap();
-                tokio::task::yield_now().await;
-            }
-            session.finish(EndReason::Closed).await.unwrap()
-        });
+        let (_, manifest) = record(&runtime, &make_recorder(&fixture, compress), &feed);
         let payload = serde_json::to_string(&command()).unwrap().len();
         let log: u64 = manifest.segments.iter().map(|s| s.events.bytes).sum();
         let per_event = log as f64 / manifest.counts.events as f64;
         println!(
-            "events: {per_event:.1} bytes stored per event (event JSON alone {payload} bytes; overhead {:.1} bytes), zstd {}",
-            per_event - payload as f64,
+            "events: {per_event:.1} bytes stored per event (the event's JSON alone: {payload} bytes), zstd {}",
             if compress { "on" } else { "off" }
         );
     }

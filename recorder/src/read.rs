@@ -175,6 +175,29 @@ fn lines(data: &[u8]) -> (Vec<&[u8]>, bool) {
 }
 
 impl Reader<'_> {
+    /// The complete lines of `data`. A last line without its newline was cut off: in a sealed
+    /// file that is a failure (`None`), in the open segment the expected mark of a crash.
+    fn complete_lines<'d>(
+        &mut self,
+        file: &str,
+        data: &'d [u8],
+        sealed: bool,
+    ) -> Option<Vec<&'d [u8]>> {
+        let (mut parts, cut) = lines(data);
+        if cut && let Some(last) = parts.pop() {
+            let number = parts.len() as u64 + 1;
+            if sealed {
+                self.fail(file, Some(number), "line has no end (file truncated)");
+                return None;
+            }
+            self.notes.push(format!(
+                "{file} line {number}: cut off mid-write ({} bytes lost with the crash)",
+                last.len()
+            ));
+        }
+        Some(parts)
+    }
+
     fn fail(&mut self, file: &str, line: Option<u64>, message: impl Into<String>) {
         self.problems.push(problem(file, line, message));
     }
@@ -274,22 +297,12 @@ impl Reader<'_> {
         mut seq: u64,
         sealed: bool,
     ) -> (Vec<EventLine>, Hash, bool) {
-        let (parts, cut) = lines(data);
-        let count = parts.len();
         let mut out = Vec::new();
+        let Some(parts) = self.complete_lines(file, data, sealed) else {
+            return (out, chain, false);
+        };
         for (index, raw) in parts.into_iter().enumerate() {
             let number = index as u64 + 1;
-            if cut && index + 1 == count {
-                if sealed {
-                    self.fail(file, Some(number), "line has no end (file truncated)");
-                    return (out, chain, false);
-                }
-                self.notes.push(format!(
-                    "{file} line {number}: cut off mid-write ({} bytes lost with the crash)",
-                    raw.len()
-                ));
-                break;
-            }
             if raw.len() > MAX_LINE {
                 self.fail(
                     file,
@@ -345,20 +358,12 @@ impl Reader<'_> {
         sealed: bool,
         header: &mut Option<Header>,
     ) -> (Vec<Frame>, bool) {
-        let (parts, cut) = lines(data);
-        let count = parts.len();
         let mut out = Vec::new();
+        let Some(parts) = self.complete_lines(file, data, sealed) else {
+            return (out, false);
+        };
         for (index, raw) in parts.into_iter().enumerate() {
             let number = index as u64 + 1;
-            if cut && index + 1 == count {
-                if sealed {
-                    self.fail(file, Some(number), "line has no end (file truncated)");
-                    return (out, false);
-                }
-                self.notes
-                    .push(format!("{file} line {number}: cut off mid-write"));
-                break;
-            }
             let Ok(text) = std::str::from_utf8(raw) else {
                 self.fail(file, Some(number), "not UTF-8");
                 return (out, false);
