@@ -207,6 +207,9 @@ pub struct InitArgs {
     /// Address the API listens on.
     #[arg(long, default_value = "127.0.0.1:8443")]
     pub listen: SocketAddr,
+    /// Address the SSH gateway listens on.
+    #[arg(long, default_value = "127.0.0.1:2222")]
+    pub ssh_listen: SocketAddr,
     /// Extra host names or addresses for the server certificate.
     #[arg(long = "hostname")]
     pub hostnames: Vec<String>,
@@ -224,6 +227,9 @@ pub struct DemoArgs {
     /// Address the API listens on (port 0 picks a free one; demo.json tells which).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// Address the SSH gateway listens on (port 0 picks a free one; demo.json tells which).
+    #[arg(long)]
+    pub ssh_listen: Option<SocketAddr>,
     /// Demo helpers.
     #[command(subcommand)]
     pub command: Option<DemoCommand>,

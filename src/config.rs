@@ -60,6 +60,16 @@ struct RawConfig {
     bus: RawBus,
     #[serde(default)]
     recordings: RawRecordings,
+    #[serde(default)]
+    gateway: RawGateway,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    listen: Option<String>,
+    host_key: Option<PathBuf>,
+    recheck_interval: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -136,6 +146,19 @@ pub struct Roles {
     pub broker: bool,
     /// The HTTPS API.
     pub web: bool,
+    /// The SSH gateway.
+    pub gateway: bool,
+}
+
+/// The SSH gateway's settings.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Where vendors connect with SSH.
+    pub listen: SocketAddr,
+    /// The gateway's host key (generated at the first start, then kept).
+    pub host_key: PathBuf,
+    /// How often a running session re-checks its grant.
+    pub recheck: Duration,
 }
 
 /// The HTTPS server's settings.
@@ -201,10 +224,15 @@ pub struct Config {
     pub inventory: Option<PathBuf>,
     /// Session recordings.
     pub recordings: RecordingsConfig,
+    /// The SSH gateway.
+    pub gateway: GatewayConfig,
 }
 
 /// Default API address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+
+/// Default SSH gateway address.
+pub const DEFAULT_SSH_LISTEN: &str = "127.0.0.1:2222";
 
 fn toml_location(text: &str, error: &toml::de::Error) -> String {
     match error.span() {
@@ -247,34 +275,37 @@ impl Config {
         let mut roles = Roles {
             broker: false,
             web: false,
+            gateway: false,
         };
         for role in raw
             .roles
-            .unwrap_or_else(|| vec!["broker".into(), "web".into()])
+            .unwrap_or_else(|| vec!["broker".into(), "web".into(), "gateway".into()])
         {
             match role.as_str() {
                 "broker" => roles.broker = true,
                 "web" => roles.web = true,
-                "gateway" | "recorder" | "detector" => {
+                "gateway" => roles.gateway = true,
+                "recorder" | "detector" => {
                     return Err(err(
                         "roles",
                         format!(
-                            "role `{role}` is not available in this version: use broker and web"
+                            "role `{role}` is not available in this version: use broker, web and gateway"
                         ),
                     ));
                 }
                 other => {
                     return Err(err(
                         "roles",
-                        format!("unknown role `{other}`: expected broker or web"),
+                        format!("unknown role `{other}`: expected broker, web or gateway"),
                     ));
                 }
             }
         }
-        if roles.web && !roles.broker {
+        if (roles.web || roles.gateway) && !roles.broker {
             return Err(err(
                 "roles",
-                "the web role needs the broker role in the same process in this version".into(),
+                "the web and gateway roles need the broker role in the same process in this version"
+                    .into(),
             ));
         }
         if !roles.broker {
@@ -368,6 +399,32 @@ impl Config {
         }
 
         let recordings = recordings(raw.recordings, &data_dir, &err, &duration)?;
+        let gateway_listen = raw
+            .gateway
+            .listen
+            .unwrap_or_else(|| DEFAULT_SSH_LISTEN.into());
+        let gateway = GatewayConfig {
+            listen: gateway_listen.parse().map_err(|_| {
+                err(
+                    "gateway.listen",
+                    format!(
+                        "`{gateway_listen}` is not an address: use IP:PORT such as 0.0.0.0:2222"
+                    ),
+                )
+            })?,
+            host_key: at(raw.gateway.host_key, "keys/gateway_host_ed25519"),
+            recheck: duration(
+                "gateway.recheck_interval",
+                raw.gateway.recheck_interval,
+                Duration::from_secs(1),
+            )?,
+        };
+        if gateway.recheck.is_zero() || gateway.recheck > Duration::from_secs(60) {
+            return Err(err(
+                "gateway.recheck_interval",
+                "between 1ms and 60s: a missed revocation lasts at most this long".into(),
+            ));
+        }
 
         Ok(Self {
             path: path.to_owned(),
@@ -384,6 +441,7 @@ impl Config {
             recording_key,
             inventory: raw.inventory.file.map(|p| base.join(p)),
             recordings,
+            gateway,
         })
     }
 }
@@ -508,7 +566,7 @@ impl Config {
 }
 
 /// The commented configuration `otgate init` writes.
-pub fn template(listen: SocketAddr, inventory: Option<&str>) -> String {
+pub fn template(listen: SocketAddr, ssh_listen: SocketAddr, inventory: Option<&str>) -> String {
     let inventory_line = match inventory {
         Some(file) => format!("file = \"{file}\""),
         None => "# file = \"inventory.toml\"".to_owned(),
@@ -517,8 +575,9 @@ pub fn template(listen: SocketAddr, inventory: Option<&str>) -> String {
         r#"# otgate configuration. Relative paths are relative to data_dir, itself relative to this file.
 # Validate changes with `otgate check --config otgate.toml`.
 
-# What this node runs: "broker" (control plane and its clock) and "web" (the HTTPS API).
-roles = ["broker", "web"]
+# What this node runs: "broker" (control plane, its clock, the recording index), "web" (the
+# HTTPS API) and "gateway" (the SSH gateway vendors connect to).
+roles = ["broker", "web", "gateway"]
 data_dir = "."
 
 [web]
@@ -527,6 +586,13 @@ tls_cert = "tls/server.pem"
 tls_key = "tls/server.key"
 # The CA clients trust (otgate login --ca ...); generated by init.
 ca_cert = "tls/ca.pem"
+
+[gateway]
+# Vendors connect here with stock OpenSSH and their grant's certificate.
+listen = "{ssh_listen}"
+host_key = "keys/gateway_host_ed25519"
+# A running session re-checks its grant this often (revocation, quarantine, window end).
+recheck_interval = "1s"
 
 [database]
 # sqlite://FILE (embedded default) or postgres://USER:PASSWORD@HOST/DB (several nodes).
@@ -612,10 +678,11 @@ mod tests {
     fn the_template_is_valid() {
         let config = load(&template(
             "127.0.0.1:8443".parse().unwrap(),
+            "127.0.0.1:2222".parse().unwrap(),
             Some("inventory.toml"),
         ))
         .unwrap();
-        assert!(config.roles.broker && config.roles.web);
+        assert!(config.roles.broker && config.roles.web && config.roles.gateway);
         assert!(matches!(config.broker.database, Database::Sqlite(_)));
         assert!(config.inventory.unwrap().ends_with("inventory.toml"));
     }
@@ -630,6 +697,7 @@ mod tests {
         bad("[web]\nlisten = \"nowhere\"", "web.listen");
         bad("[database]\nurl = \"mysql://x\"", "database.url");
         bad("roles = [\"gateway\"]", "roles");
+        bad("[gateway]\nlisten = \"port 22\"", "gateway.listen");
         bad("[auth]\ntoken_ttl = \"forever\"", "auth.token_ttl");
         bad("[bus]\nkind = \"kafka\"", "bus.kind");
         bad(

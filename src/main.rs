@@ -5,6 +5,8 @@ mod cli;
 mod client;
 mod commands;
 mod config;
+mod control;
+mod hostkey;
 mod indexer;
 mod node;
 mod output;

@@ -13,7 +13,11 @@ use tokio_util::task::TaskTracker;
 use otgate_broker::{Broker, LocalBus};
 use otgate_policy::{Event, EventKind};
 
+use otgate_gateway::ssh::{SshConfig, SshGateway};
+use otgate_recorder::{Recorder, RecorderConfig};
+
 use crate::config::Config;
+use crate::control::LocalControl;
 use crate::indexer::Indexer;
 
 /// How often the clock applies grant activation, expiry and quarantine ends.
@@ -25,6 +29,8 @@ pub struct Node {
     pub broker: Arc<Broker>,
     /// Where the API listens, when this node serves it.
     pub api: Option<SocketAddr>,
+    /// Where the SSH gateway listens, and its host key, when this node runs it.
+    pub ssh: Option<(SocketAddr, ssh_key::PublicKey)>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -32,7 +38,11 @@ pub struct Node {
 impl Node {
     /// Opens everything the configuration names and starts serving. `listen` overrides the
     /// configured API address.
-    pub async fn start(config: &Config, listen: Option<SocketAddr>) -> Result<Self> {
+    pub async fn start(
+        config: &Config,
+        listen: Option<SocketAddr>,
+        ssh_listen: Option<SocketAddr>,
+    ) -> Result<Self> {
         // Fail closed: a node that could not sign recordings does not start.
         let recording_key = otgate_recorder::RecordingKey::load(&config.recording_key)
             .context("loading the recording key")?;
@@ -103,6 +113,47 @@ impl Node {
             });
             tracing::info!(%address, api = ?api, "API listening");
         }
+        let mut ssh = None;
+        if config.roles.gateway {
+            roles.push("gateway".to_owned());
+            let host_key = crate::hostkey::load_or_create(&config.gateway.host_key)?;
+            let public = host_key.public_key().clone();
+            let user_ca = ssh_key::PublicKey::from_openssh(&broker.keys().ssh_ca_public())
+                .context("reading the SSH user CA")?;
+            let storage = config
+                .recordings
+                .storage()
+                .context("opening the recording storage")?;
+            let recorder = Recorder::new(
+                config.recordings.dir.clone(),
+                storage,
+                Arc::new(recording_key),
+                RecorderConfig::default(),
+            );
+            let address = ssh_listen.unwrap_or(config.gateway.listen);
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("listening for SSH on {address}"))?;
+            ssh = Some((listener.local_addr()?, public));
+            let gateway = SshGateway::new(
+                SshConfig {
+                    host_key,
+                    user_ca,
+                    recheck: config.gateway.recheck,
+                },
+                Arc::new(LocalControl(broker.clone())),
+                recorder,
+                shutdown.clone(),
+            );
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                if let Err(e) = gateway.serve(listener).await {
+                    tracing::error!(error = %e, "the SSH gateway stopped");
+                    stop.cancel();
+                }
+            });
+            tracing::info!(%address, "SSH gateway listening");
+        }
         broker
             .record(Event::now(EventKind::ServerStarted {
                 version: env!("CARGO_PKG_VERSION").into(),
@@ -112,6 +163,7 @@ impl Node {
         Ok(Self {
             broker,
             api,
+            ssh,
             shutdown,
             tasks,
         })

@@ -173,7 +173,9 @@ impl Broker {
         Ok(created)
     }
 
-    pub(crate) async fn find_asset(&self, name: &AssetName) -> Result<Option<Asset>> {
+    /// An asset as stored, without an authorization check: for the gateway, which acts on
+    /// grants the broker has already authorized.
+    pub async fn find_asset(&self, name: &AssetName) -> Result<Option<Asset>> {
         let definition: Option<String> = on_pool!(&self.store, pool => sqlx::query_scalar(
             "SELECT definition FROM assets WHERE name = $1"
         )

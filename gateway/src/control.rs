@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use otgate_policy::{Event, Grant, GrantId};
+use otgate_policy::{Asset, AssetName, CredentialName, Event, Grant, GrantId};
 
 /// Why a grant cannot be used now, in words for the vendor ("grant 42 was revoked by eng1:
 /// ...").
@@ -19,6 +19,23 @@ pub enum GatewayError {
     Unavailable(String),
 }
 
+/// The secret the gateway logs in to an asset with (never shown to the vendor, never logged).
+pub enum AssetSecret {
+    /// A password.
+    Password(String),
+    /// An OpenSSH private key (PEM).
+    PrivateKey(String),
+}
+
+impl std::fmt::Debug for AssetSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Password(_) => f.write_str("Password([redacted])"),
+            Self::PrivateKey(_) => f.write_str("PrivateKey([redacted])"),
+        }
+    }
+}
+
 /// The gateway's view of the broker.
 #[async_trait]
 pub trait ControlPlane: Send + Sync {
@@ -29,6 +46,12 @@ pub trait ControlPlane: Send + Sync {
         id: GrantId,
         now: OffsetDateTime,
     ) -> Result<Result<Grant, Refusal>, GatewayError>;
+
+    /// The asset as in the inventory (endpoints, pinned host keys, credential names).
+    async fn asset(&self, name: &AssetName) -> Result<Option<Asset>, GatewayError>;
+
+    /// A vaulted credential, unsealed.
+    async fn secret(&self, name: &CredentialName) -> Result<AssetSecret, GatewayError>;
 
     /// Stores and publishes a session event.
     async fn report(&self, event: Event) -> Result<(), GatewayError>;

@@ -10,5 +10,6 @@
 //! unrecorded.
 
 mod control;
+pub mod ssh;
 
-pub use control::{ControlPlane, GatewayError, Refusal};
+pub use control::{AssetSecret, ControlPlane, GatewayError, Refusal};

@@ -279,6 +279,53 @@ pub enum EventKind {
         #[serde(with = "time::serde::rfc3339")]
         expires: OffsetDateTime,
     },
+    /// A vendor's session through the gateway started (and is being recorded).
+    SessionStarted {
+        /// The session (recording) id.
+        session: String,
+        /// The grant.
+        grant: GrantId,
+        /// The vendor.
+        vendor: UserName,
+        /// The asset.
+        asset: AssetName,
+        /// `exec`, `shell`, ...
+        mode: String,
+        /// The vendor's address.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
+    },
+    /// A session ended.
+    SessionEnded {
+        /// The session.
+        session: String,
+        /// The grant.
+        grant: GrantId,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The gateway refused a connection or a session (bad certificate, grant not usable,
+    /// asset unreachable or not the pinned one, recording unavailable).
+    SessionRefused {
+        /// The login name given.
+        user: String,
+        /// The grant, when one was named.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grant: Option<GrantId>,
+        /// Why.
+        reason: String,
+    },
+    /// A command was refused by the grant's scope and never reached the asset.
+    CommandDenied {
+        /// The session.
+        session: String,
+        /// The grant.
+        grant: GrantId,
+        /// The command as sent.
+        command: String,
+        /// The deciding rule and reason.
+        decision: String,
+    },
     /// A session recording was indexed with a verification failure: it was altered or
     /// damaged after it was written.
     RecordingVerificationFailed {
@@ -355,6 +402,10 @@ impl EventKind {
             Self::QuarantineEnded { .. } => "quarantine_ended",
             Self::CertificateIssued { .. } => "certificate_issued",
             Self::TokenIssued { .. } => "token_issued",
+            Self::SessionStarted { .. } => "session_started",
+            Self::SessionEnded { .. } => "session_ended",
+            Self::SessionRefused { .. } => "session_refused",
+            Self::CommandDenied { .. } => "command_denied",
             Self::RecordingVerificationFailed { .. } => "recording_verification_failed",
             Self::RecordingDeleted { .. } => "recording_deleted",
             Self::Refused { .. } => "refused",
@@ -367,6 +418,8 @@ impl EventKind {
             Self::QuarantineStarted { .. } | Self::RecordingVerificationFailed { .. } => 8,
             Self::LoginThrottled { .. } => 7,
             Self::GrantRevoked { .. }
+            | Self::SessionRefused { .. }
+            | Self::CommandDenied { .. }
             | Self::Refused {
                 status: 401 | 403, ..
             } => 6,

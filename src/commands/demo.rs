@@ -58,6 +58,12 @@ pub struct DemoFile {
     pub ssh_user_ca: String,
     /// Its file.
     pub ssh_user_ca_file: PathBuf,
+    /// The SSH gateway's address.
+    pub ssh: Option<String>,
+    /// A `known_hosts` line for the gateway (its host key, pinned once).
+    pub ssh_known_hosts: Option<String>,
+    /// The gateway host key's SHA-256 fingerprint.
+    pub ssh_host_key_fingerprint: Option<String>,
     /// Where session recordings are kept.
     pub recordings: PathBuf,
     /// The public key that verifies recordings (`otgate audit verify --key`).
@@ -109,11 +115,14 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
     let fresh = !config_path.exists();
     if fresh {
         let listen: SocketAddr = args.listen.unwrap_or(DEFAULT_LISTEN.parse()?);
-        lay_out(&args.dir, listen, &[], Some("inventory.toml"))?;
+        let ssh_listen: SocketAddr = args
+            .ssh_listen
+            .unwrap_or(crate::config::DEFAULT_SSH_LISTEN.parse()?);
+        lay_out(&args.dir, listen, ssh_listen, &[], Some("inventory.toml"))?;
         std::fs::write(args.dir.join("inventory.toml"), PLANT)?;
     }
     let config = Config::load(&config_path)?;
-    let node = Node::start(&config, args.listen).await?;
+    let node = Node::start(&config, args.listen, args.ssh_listen).await?;
     let users = if fresh {
         seed(&node.broker, &args.dir).await?
     } else {
@@ -168,6 +177,16 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         config: absolute(&config_path),
         ssh_user_ca: node.broker.keys().ssh_ca_public(),
         ssh_user_ca_file,
+        ssh: node.ssh.as_ref().map(|(address, _)| address.to_string()),
+        ssh_known_hosts: node.ssh.as_ref().and_then(|(address, key)| {
+            key.to_openssh()
+                .ok()
+                .map(|k| format!("[{}]:{} {k}", address.ip(), address.port()))
+        }),
+        ssh_host_key_fingerprint: node
+            .ssh
+            .as_ref()
+            .map(|(_, key)| key.fingerprint(ssh_key::HashAlg::Sha256).to_string()),
         recordings: absolute(&config.recordings.dir),
         recording_public_key: absolute(&otgate_recorder::public_path(&config.recording_key)),
         users,
@@ -176,6 +195,12 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
     let text = serde_json::to_string_pretty(&file)?;
     replace_private(&demo_json, text.as_bytes())?;
     println!("otgate demo is running at {api}");
+    if let (Some(ssh), Some(fingerprint)) = (&file.ssh, &file.ssh_host_key_fingerprint) {
+        println!("SSH gateway at {ssh}, host key {fingerprint}");
+        if let Some(line) = &file.ssh_known_hosts {
+            println!("  known_hosts: {line}");
+        }
+    }
     println!(
         "Everything you need (users, passwords, authenticator secrets, keys) is in {}",
         absolute(&demo_json).display()

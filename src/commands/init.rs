@@ -18,6 +18,7 @@ use crate::config::{Config, template};
 pub fn lay_out(
     dir: &Path,
     listen: SocketAddr,
+    ssh_listen: SocketAddr,
     hostnames: &[String],
     inventory: Option<&str>,
 ) -> Result<PathBuf> {
@@ -37,11 +38,12 @@ pub fn lay_out(
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.join("keys"), std::fs::Permissions::from_mode(0o700))?;
     }
-    std::fs::write(&config_path, template(listen, inventory))
+    std::fs::write(&config_path, template(listen, ssh_listen, inventory))
         .with_context(|| format!("writing {}", config_path.display()))?;
     let config = Config::load(&config_path)?;
     config.broker.keys.generate()?;
     otgate_recorder::RecordingKey::generate(&config.recording_key)?;
+    crate::hostkey::load_or_create(&config.gateway.host_key)?;
     let mut names = vec![
         "localhost".to_owned(),
         "127.0.0.1".to_owned(),
@@ -70,7 +72,13 @@ pub async fn open(config: &Config) -> Result<Broker> {
 
 pub async fn run(args: &InitArgs) -> Result<()> {
     let admin = UserName::new(args.admin.clone())?;
-    let config_path = lay_out(&args.dir, args.listen, &args.hostnames, None)?;
+    let config_path = lay_out(
+        &args.dir,
+        args.listen,
+        args.ssh_listen,
+        &args.hostnames,
+        None,
+    )?;
     let config = Config::load(&config_path)?;
     let broker = open(&config).await?;
     let password = generate_password()?;

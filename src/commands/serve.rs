@@ -9,7 +9,7 @@ use crate::node::Node;
 
 pub async fn run(path: &Path) -> Result<()> {
     let config = Config::load(path)?;
-    let node = Node::start(&config, None).await?;
+    let node = Node::start(&config, None, None).await?;
     if let Some(api) = node.api {
         let trust = config
             .web

@@ -12,5 +12,6 @@
 )]
 
 mod control_plane;
+mod gateway;
 mod recordings;
 mod support;

@@ -84,7 +84,14 @@ impl Demo {
         let dir = TempDir::new("demo");
         let log = std::fs::File::create(dir.path().join("demo.log")).unwrap();
         let child = Command::new(OTGATE)
-            .args(["demo", "--listen", "127.0.0.1:0", "--dir"])
+            .args([
+                "demo",
+                "--listen",
+                "127.0.0.1:0",
+                "--ssh-listen",
+                "127.0.0.1:0",
+                "--dir",
+            ])
             .arg(dir.path().join("plant"))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -344,4 +351,105 @@ impl Drop for Sshd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// An OpenSSH server acting as an asset: its own host key, and the gateway's service key in
+/// `authorized_keys` for the current user.
+pub struct AssetSshd {
+    child: Child,
+    pub port: u16,
+    /// The host public key, OpenSSH format (what the inventory pins).
+    pub host_key: String,
+    /// The service private key the vault holds.
+    pub service_key: PathBuf,
+    _dir: TempDir,
+}
+
+impl AssetSshd {
+    pub fn start() -> Self {
+        let dir = TempDir::new("asset-sshd");
+        let keygen = |path: &Path| {
+            let out = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(path)
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+        };
+        let host_key = dir.path().join("host_ed25519");
+        let service_key = dir.path().join("service_ed25519");
+        keygen(&host_key);
+        keygen(&service_key);
+        std::fs::copy(
+            service_key.with_extension("pub"),
+            dir.path().join("authorized_keys"),
+        )
+        .unwrap();
+        let port = free_port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nPidFile {dir}/sshd.pid\n\
+             AuthorizedKeysFile {dir}/authorized_keys\nPubkeyAuthentication yes\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
+             PermitRootLogin prohibit-password\nLogLevel VERBOSE\n",
+            host = host_key.display(),
+            dir = dir.path().display(),
+        );
+        let config_path = dir.path().join("sshd_config");
+        std::fs::write(&config_path, config).unwrap();
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let child = Command::new(SSHD)
+            .arg("-D")
+            .arg("-f")
+            .arg(&config_path)
+            .arg("-E")
+            .arg(dir.path().join("sshd.log"))
+            .spawn()
+            .unwrap();
+        wait_for_port(port, "asset sshd");
+        let host_key = std::fs::read_to_string(host_key.with_extension("pub"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        Self {
+            child,
+            port,
+            host_key,
+            service_key,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for AssetSshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The stock `ssh` client through the gateway with a key and its certificate.
+pub fn ssh_via_gateway(gateway: &str, login: &str, key: &Path, certificate: &Path) -> Command {
+    let (host, port) = gateway.rsplit_once(':').unwrap();
+    let mut command = Command::new("ssh");
+    command
+        .args(["-F", "/dev/null", "-i"])
+        .arg(key)
+        .arg("-o")
+        .arg(format!("CertificateFile={}", certificate.display()))
+        .args([
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-p",
+            port,
+        ])
+        .arg(format!("{login}@{host}"));
+    command
 }

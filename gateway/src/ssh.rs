@@ -1,0 +1,414 @@
+//! The SSH gateway: vendors log in with stock OpenSSH and the user certificate the broker
+//! issued for their grant; the gateway logs in to the asset with the pinned host key and the
+//! vaulted credential, checks every command against the grant's scope, records everything,
+//! and ends the session the moment the grant stops being usable.
+
+mod channel;
+mod login;
+mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::keys::ssh_key::Fingerprint;
+use russh::keys::{Certificate, HashAlg, PrivateKey, PublicKey};
+use russh::server::{self, Auth, Msg, Server as _, Session};
+use russh::{Channel, ChannelId, MethodKind, MethodSet};
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+use otgate_policy::{Asset, Endpoint, Event, EventKind, Grant, Protocol};
+use otgate_recorder::Recorder;
+
+use crate::control::{ControlPlane, GatewayError};
+use login::{check_certificate, check_pick, parse_login};
+use upstream::Upstream;
+
+/// Environment variables a vendor may pass to the asset.
+fn env_allowed(name: &str) -> bool {
+    name == "LANG" || name == "TERM" || name.starts_with("LC_")
+}
+
+/// How the SSH gateway runs.
+pub struct SshConfig {
+    /// The gateway's host key (generated once, persisted).
+    pub host_key: PrivateKey,
+    /// The CA that signs vendors' user certificates.
+    pub user_ca: PublicKey,
+    /// How often a running session re-checks its grant (a missed revocation message cannot
+    /// keep a session alive longer than this).
+    pub recheck: Duration,
+}
+
+struct Shared {
+    control: Arc<dyn ControlPlane>,
+    recorder: Recorder,
+    ca: Fingerprint,
+    recheck: Duration,
+    shutdown: CancellationToken,
+}
+
+impl Shared {
+    async fn report(&self, event: Event) {
+        if let Err(error) = self.control.report(event).await {
+            tracing::error!(%error, "a gateway event could not be stored");
+        }
+    }
+}
+
+/// A usable grant, resolved at login.
+pub(crate) struct Access {
+    grant: Grant,
+    asset: Asset,
+    endpoint: Endpoint,
+    /// Cancelled when the grant stops being usable, the gateway stops or the connection ends.
+    token: CancellationToken,
+    /// Why the token was cancelled, for the vendor's terminal.
+    ended: Arc<Mutex<Option<String>>>,
+}
+
+impl Access {
+    fn end_reason(&self) -> String {
+        self.ended
+            .lock()
+            .ok()
+            .and_then(|reason| reason.clone())
+            .unwrap_or_else(|| "the gateway is shutting down".into())
+    }
+}
+
+/// The outcome of a login: access, or a message that explains what to do.
+pub(crate) struct Login {
+    user: String,
+    outcome: Result<Access, String>,
+}
+
+/// One vendor connection.
+struct Connection {
+    shared: Arc<Shared>,
+    peer: Option<SocketAddr>,
+    login: Option<Arc<Login>>,
+    upstream: Arc<tokio::sync::Mutex<Option<Arc<Upstream>>>>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(Ok(access)) = self.login.as_ref().map(|l| &l.outcome) {
+            access.token.cancel();
+        }
+    }
+}
+
+struct Factory {
+    shared: Arc<Shared>,
+}
+
+impl server::Server for Factory {
+    type Handler = Connection;
+
+    fn new_client(&mut self, peer: Option<SocketAddr>) -> Connection {
+        Connection {
+            shared: self.shared.clone(),
+            peer,
+            login: None,
+            upstream: Arc::new(tokio::sync::Mutex::new(None)),
+        }
+    }
+
+    fn handle_session_error(&mut self, error: russh::Error) {
+        tracing::debug!(%error, "a vendor connection ended with an error");
+    }
+}
+
+/// Re-checks the grant until the session ends; cancels it with the reason when the grant
+/// stops being usable or cannot be confirmed (fail closed).
+async fn watch(
+    shared: Arc<Shared>,
+    grant: otgate_policy::GrantId,
+    token: CancellationToken,
+    ended: Arc<Mutex<Option<String>>>,
+) {
+    let mut tick = tokio::time::interval(shared.recheck);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tick.tick() => {
+                let reason = match shared.control.grant(grant, OffsetDateTime::now_utc()).await {
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(refusal)) => refusal.0,
+                    Err(error) => format!("the grant cannot be confirmed ({error}): ending the session (fail closed)"),
+                };
+                if let Ok(mut slot) = ended.lock() {
+                    *slot = Some(reason);
+                }
+                token.cancel();
+                return;
+            }
+        }
+    }
+}
+
+impl Connection {
+    async fn refuse(
+        &self,
+        user: &str,
+        grant: Option<otgate_policy::GrantId>,
+        reason: String,
+    ) -> Auth {
+        tracing::info!(%user, %reason, "login refused");
+        self.shared
+            .report(
+                Event::now(EventKind::SessionRefused {
+                    user: user.to_owned(),
+                    grant,
+                    reason,
+                })
+                .from_addr(self.peer.map(|p| p.ip())),
+            )
+            .await;
+        Auth::Reject {
+            proceed_with_methods: Some(MethodSet::from(&[MethodKind::PublicKey][..])),
+            partial_success: false,
+        }
+    }
+
+    async fn resolve(&self, grant: Grant) -> Result<Access, String> {
+        let asset = match self.shared.control.asset(&grant.asset).await {
+            Ok(Some(asset)) => asset,
+            Ok(None) => {
+                return Err(format!(
+                    "asset {} is no longer in the inventory",
+                    grant.asset
+                ));
+            }
+            Err(e) => return Err(format!("the control plane is unavailable ({e})")),
+        };
+        let endpoint = asset
+            .endpoints
+            .iter()
+            .find(|e| e.protocol == Protocol::Ssh)
+            .cloned()
+            .ok_or_else(|| format!("asset {} has no SSH endpoint", asset.name))?;
+        let token = self.shared.shutdown.child_token();
+        let ended = Arc::new(Mutex::new(None));
+        tokio::spawn(watch(
+            self.shared.clone(),
+            grant.id,
+            token.clone(),
+            ended.clone(),
+        ));
+        Ok(Access {
+            grant,
+            asset,
+            endpoint,
+            token,
+            ended,
+        })
+    }
+}
+
+impl server::Handler for Connection {
+    type Error = russh::Error;
+
+    async fn auth_openssh_certificate(
+        &mut self,
+        user: &str,
+        certificate: &Certificate,
+    ) -> Result<Auth, Self::Error> {
+        let target = parse_login(user);
+        let now = OffsetDateTime::now_utc();
+        let unix = u64::try_from(now.unix_timestamp()).unwrap_or(0);
+        let grant_id = match check_certificate(certificate, &self.shared.ca, &target.vendor, unix) {
+            Ok(id) => id,
+            Err(reason) => return Ok(self.refuse(user, None, reason).await),
+        };
+        let grant = match self.shared.control.grant(grant_id, now).await {
+            Ok(Ok(grant)) => grant,
+            Ok(Err(refusal)) => return Ok(self.refuse(user, Some(grant_id), refusal.0).await),
+            Err(GatewayError::Unavailable(e)) => {
+                return Ok(self
+                    .refuse(
+                        user,
+                        Some(grant_id),
+                        format!("the control plane is unavailable ({e}): no session (fail closed)"),
+                    )
+                    .await);
+            }
+        };
+        if grant.vendor.as_str() != target.vendor {
+            return Ok(self
+                .refuse(
+                    user,
+                    Some(grant_id),
+                    format!("grant {grant_id} belongs to {}", grant.vendor),
+                )
+                .await);
+        }
+        // A wrong target is explained on the vendor's terminal, which SSH only allows after login.
+        let outcome = match check_pick(&target, &grant) {
+            Ok(()) => self.resolve(grant).await,
+            Err(message) => Err(message),
+        };
+        self.login = Some(Arc::new(Login {
+            user: user.to_owned(),
+            outcome,
+        }));
+        Ok(Auth::Accept)
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        _: server::VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(self
+            .refuse(
+                user,
+                None,
+                "log in with the OpenSSH certificate of your grant (otgate grant cert ID)".into(),
+            )
+            .await)
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: server::ChannelOpenHandle,
+        _: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(login) = self.login.clone() else {
+            return Ok(());
+        };
+        reply.accept().await;
+        let task = channel::ChannelTask {
+            shared: self.shared.clone(),
+            login,
+            upstream: self.upstream.clone(),
+            peer: self.peer,
+        };
+        tokio::spawn(task.run(channel));
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _: &str,
+        _: u32,
+        _: u32,
+        _: u32,
+        _: u32,
+        _: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        _: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if env_allowed(name) {
+            session.channel_success(channel)
+        } else {
+            session.channel_failure(channel)
+        }
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn window_change_request(
+        &mut self,
+        channel: ChannelId,
+        _: u32,
+        _: u32,
+        _: u32,
+        _: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        _: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)
+    }
+}
+
+/// The SSH gateway.
+pub struct SshGateway {
+    shared: Arc<Shared>,
+    config: Arc<server::Config>,
+}
+
+impl SshGateway {
+    /// A gateway asking `control`, recording with `recorder`, stopping with `shutdown`.
+    pub fn new(
+        config: SshConfig,
+        control: Arc<dyn ControlPlane>,
+        recorder: Recorder,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let ca = config.user_ca.fingerprint(HashAlg::Sha256);
+        let server = server::Config {
+            keys: vec![config.host_key],
+            auth_rejection_time: Duration::from_millis(300),
+            auth_rejection_time_initial: Some(Duration::ZERO),
+            inactivity_timeout: Some(Duration::from_secs(3600)),
+            keepalive_interval: Some(Duration::from_secs(30)),
+            methods: MethodSet::from(&[MethodKind::PublicKey][..]),
+            ..server::Config::default()
+        };
+        Self {
+            shared: Arc::new(Shared {
+                control,
+                recorder,
+                ca,
+                recheck: config.recheck,
+                shutdown,
+            }),
+            config: Arc::new(server),
+        }
+    }
+
+    /// Serves vendors on `listener` until shutdown.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> Result<(), GatewayError> {
+        let mut factory = Factory {
+            shared: self.shared.clone(),
+        };
+        let running = factory.run_on_socket(self.config, &listener);
+        let handle = running.handle();
+        let shutdown = self.shared.shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            handle.shutdown("the gateway is shutting down".into());
+        });
+        running
+            .await
+            .map_err(|e| GatewayError::Unavailable(format!("the SSH listener failed: {e}")))
+    }
+}

@@ -1,0 +1,420 @@
+//! One vendor channel: collects the pty and environment requests, then on `exec` or `shell`
+//! checks the grant's scope, starts the recording (no recording, no session), opens the same
+//! request on the asset, and relays both ways until either side ends, the grant stops being
+//! usable or the recorder fails; the vendor is told why.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use russh::server::Msg;
+use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+use time::OffsetDateTime;
+
+use otgate_policy::{Decision, Event, EventKind, Operation};
+use otgate_recorder::layout::new_session_id;
+use otgate_recorder::{EndReason, SessionEvent, SessionInfo, SessionRecorder, Verdict};
+
+use super::upstream::{self, Upstream};
+use super::{Access, Login, Shared, env_allowed};
+
+/// What the vendor asked the channel to run.
+enum Mode {
+    Exec(Vec<u8>),
+    Shell,
+}
+
+struct Pty {
+    term: String,
+    cols: u32,
+    rows: u32,
+}
+
+pub(crate) struct ChannelTask {
+    pub shared: Arc<Shared>,
+    pub login: Arc<Login>,
+    pub upstream: Arc<tokio::sync::Mutex<Option<Arc<Upstream>>>>,
+    pub peer: Option<SocketAddr>,
+}
+
+/// The vendor's side of the channel, for writing.
+type Vendor = ChannelWriteHalf<Msg>;
+
+/// Writes a line to the vendor's stderr, ends the channel with `status`.
+async fn end_with(channel: &Vendor, message: &str, status: u32) {
+    let line = format!("otgate: {message}\r\n");
+    let _ = channel.extended_data(1, line.as_bytes()).await;
+    let _ = channel.exit_status(status).await;
+    let _ = channel.eof().await;
+    let _ = channel.close().await;
+}
+
+fn record(recorder: &SessionRecorder, event: SessionEvent) {
+    if let Err(error) = recorder.event(event) {
+        tracing::warn!(%error, "recording an event failed");
+    }
+}
+
+impl ChannelTask {
+    pub async fn run(self, channel: Channel<Msg>) {
+        let (mut reader, channel) = channel.split();
+        let mut pty = None;
+        let mut env = BTreeMap::new();
+        let mode = loop {
+            match reader.wait().await {
+                Some(ChannelMsg::RequestPty {
+                    term,
+                    col_width,
+                    row_height,
+                    ..
+                }) => {
+                    pty = Some(Pty {
+                        term,
+                        cols: col_width,
+                        rows: row_height,
+                    });
+                }
+                Some(ChannelMsg::SetEnv {
+                    variable_name,
+                    variable_value,
+                    ..
+                }) => {
+                    if env_allowed(&variable_name) {
+                        env.insert(variable_name, variable_value);
+                    }
+                }
+                Some(ChannelMsg::Exec { command, .. }) => break Mode::Exec(command),
+                Some(ChannelMsg::RequestShell { .. }) => break Mode::Shell,
+                Some(ChannelMsg::Eof | ChannelMsg::Close) | None => return,
+                Some(_) => {}
+            }
+        };
+        let access = match &self.login.outcome {
+            Ok(access) => access,
+            Err(message) => return end_with(&channel, message, 1).await,
+        };
+        self.session(reader, channel, access, mode, pty, env).await;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn session(
+        &self,
+        reader: ChannelReadHalf,
+        channel: Vendor,
+        access: &Access,
+        mode: Mode,
+        pty: Option<Pty>,
+        env: BTreeMap<String, String>,
+    ) {
+        let grant = &access.grant;
+        let id = new_session_id();
+        let (cols, rows) = pty.as_ref().map_or((80, 24), |p| (p.cols, p.rows));
+        let info = SessionInfo {
+            id: id.clone(),
+            grant: Some(grant.id.get()),
+            vendor: grant.vendor.to_string(),
+            asset: grant.asset.to_string(),
+            zone: Some(grant.zone.to_string()),
+            protocol: "ssh".into(),
+            client: self.peer.map(|p| p.to_string()),
+            width: u16::try_from(cols).unwrap_or(u16::MAX),
+            height: u16::try_from(rows).unwrap_or(u16::MAX),
+            env: env.clone(),
+            started_at: OffsetDateTime::now_utc(),
+        };
+        // Fail closed: a session that cannot be recorded does not start.
+        let recorder = match self.shared.recorder.start(info).await {
+            Ok(recorder) => recorder,
+            Err(error) => {
+                let reason = format!("recording is unavailable ({error}): no session");
+                self.shared
+                    .report(Event::now(EventKind::SessionRefused {
+                        user: self.login.user.clone(),
+                        grant: Some(grant.id),
+                        reason: reason.clone(),
+                    }))
+                    .await;
+                return end_with(&channel, &reason, 1).await;
+            }
+        };
+        record(
+            &recorder,
+            SessionEvent::Authenticated {
+                method: "certificate".into(),
+                principal: grant.vendor.to_string(),
+            },
+        );
+        let mode_name = match &mode {
+            Mode::Exec(_) => "exec",
+            Mode::Shell => "shell",
+        };
+        self.shared
+            .report(
+                Event::now(EventKind::SessionStarted {
+                    session: id.clone(),
+                    grant: grant.id,
+                    vendor: grant.vendor.clone(),
+                    asset: grant.asset.clone(),
+                    mode: mode_name.into(),
+                    client: self.peer.map(|p| p.to_string()),
+                })
+                .by(Some(grant.vendor.clone()))
+                .in_zone(Some(grant.zone.clone())),
+            )
+            .await;
+        let (reason, words) = self
+            .run_session(reader, &channel, access, &recorder, &id, mode, pty, env)
+            .await;
+        if let Err(error) = recorder.finish(reason).await {
+            tracing::error!(session = %id, %error, "the recording could not be finished");
+        }
+        self.shared
+            .report(
+                Event::now(EventKind::SessionEnded {
+                    session: id,
+                    grant: grant.id,
+                    reason: words,
+                })
+                .in_zone(Some(grant.zone.clone())),
+            )
+            .await;
+    }
+
+    /// Runs the session; returns how it ended (for the recording and the event log).
+    #[allow(clippy::too_many_arguments)]
+    async fn run_session(
+        &self,
+        reader: ChannelReadHalf,
+        channel: &Vendor,
+        access: &Access,
+        recorder: &SessionRecorder,
+        id: &str,
+        mode: Mode,
+        pty: Option<Pty>,
+        env: BTreeMap<String, String>,
+    ) -> (EndReason, String) {
+        let grant = &access.grant;
+        let decision = match &mode {
+            Mode::Exec(command) => grant.scope.check(&Operation::Exec(command)),
+            Mode::Shell => grant.scope.check(&Operation::Shell),
+        };
+        let command_text = match &mode {
+            Mode::Exec(command) => String::from_utf8_lossy(command).into_owned(),
+            Mode::Shell => "(interactive shell)".into(),
+        };
+        match &decision {
+            Decision::Allow { rule } => record(
+                recorder,
+                SessionEvent::Command {
+                    command: command_text.clone(),
+                    verdict: Verdict::Allowed,
+                    rule: Some(rule.to_string()),
+                    reason: None,
+                },
+            ),
+            Decision::Deny { rule, reason } => {
+                record(
+                    recorder,
+                    SessionEvent::Command {
+                        command: command_text.clone(),
+                        verdict: Verdict::Denied,
+                        rule: Some(rule.to_string()),
+                        reason: Some(reason.to_string()),
+                    },
+                );
+                self.shared
+                    .report(
+                        Event::now(EventKind::CommandDenied {
+                            session: id.to_owned(),
+                            grant: grant.id,
+                            command: command_text,
+                            decision: decision.to_string(),
+                        })
+                        .by(Some(grant.vendor.clone()))
+                        .in_zone(Some(grant.zone.clone())),
+                    )
+                    .await;
+                let message = format!("grant {} {decision}", grant.id);
+                let _ = recorder.output(format!("otgate: {message}\r\n").as_bytes());
+                end_with(channel, &message, 126).await;
+                return (EndReason::Closed, format!("command denied: {decision}"));
+            }
+        }
+
+        let upstream = match self.connect(access).await {
+            Ok(upstream) => upstream,
+            Err(message) => {
+                record(
+                    recorder,
+                    SessionEvent::Note {
+                        text: message.clone(),
+                    },
+                );
+                end_with(channel, &message, 1).await;
+                return (EndReason::AssetClosed, message);
+            }
+        };
+        let asset_channel = match upstream.channel_open_session().await {
+            Ok(c) => c,
+            Err(e) => {
+                let message = format!("the asset refused a session channel: {e}");
+                end_with(channel, &message, 1).await;
+                return (EndReason::AssetClosed, message);
+            }
+        };
+        if let Some(pty) = &pty {
+            let _ = asset_channel
+                .request_pty(false, &pty.term, pty.cols, pty.rows, 0, 0, &[])
+                .await;
+        }
+        for (name, value) in env {
+            let _ = asset_channel.set_env(false, name, value).await;
+        }
+        let started = match mode {
+            Mode::Exec(command) => asset_channel.exec(true, command).await,
+            Mode::Shell => asset_channel.request_shell(true).await,
+        };
+        if let Err(e) = started {
+            let message = format!("the asset did not start the session: {e}");
+            end_with(channel, &message, 1).await;
+            return (EndReason::AssetClosed, message);
+        }
+        relay(reader, channel, asset_channel, access, recorder).await
+    }
+
+    /// One logged-in connection to the asset per vendor connection, opened on first use.
+    async fn connect(&self, access: &Access) -> Result<Arc<Upstream>, String> {
+        let mut slot = self.upstream.lock().await;
+        if let Some(upstream) = slot.as_ref()
+            && !upstream.is_closed()
+        {
+            return Ok(upstream.clone());
+        }
+        let endpoint = &access.endpoint;
+        let credential = endpoint.credential.as_ref().ok_or_else(|| {
+            format!(
+                "asset {} has no vaulted credential for SSH",
+                access.asset.name
+            )
+        })?;
+        let user = endpoint.user.clone().unwrap_or_else(|| "root".into());
+        let secret = self.shared.control.secret(credential).await.map_err(|e| {
+            format!(
+                "the credential for {} is unavailable ({e})",
+                access.asset.name
+            )
+        })?;
+        let connected =
+            match upstream::connect(access.asset.name.as_str(), endpoint, &user, secret).await {
+                Ok(handle) => Arc::new(handle),
+                Err(message) => {
+                    self.shared
+                        .report(
+                            Event::now(EventKind::SessionRefused {
+                                user: self.login.user.clone(),
+                                grant: Some(access.grant.id),
+                                reason: message.clone(),
+                            })
+                            .in_zone(Some(access.grant.zone.clone())),
+                        )
+                        .await;
+                    return Err(message);
+                }
+            };
+        *slot = Some(connected.clone());
+        Ok(connected)
+    }
+}
+
+/// Relays until one side ends, the grant ends or the recorder fails.
+async fn relay(
+    mut vendor_read: ChannelReadHalf,
+    vendor: &Vendor,
+    asset: Channel<russh::client::Msg>,
+    access: &Access,
+    recorder: &SessionRecorder,
+) -> (EndReason, String) {
+    let (mut asset_read, asset_write) = asset.split();
+    let mut failure = recorder.failure();
+    let mut exit_status = None;
+    loop {
+        tokio::select! {
+            _ = access.token.cancelled() => {
+                let why = access.end_reason();
+                let notice = format!("\r\notgate: session ended: {why}\r\n");
+                let _ = recorder.output(notice.as_bytes());
+                let _ = vendor.extended_data(1, notice.as_bytes()).await;
+                let _ = vendor.exit_status(255).await;
+                let _ = vendor.eof().await;
+                let _ = vendor.close().await;
+                let _ = asset_write.close().await;
+                return (
+                    EndReason::Terminated { by: "otgate".into(), reason: why.clone() },
+                    why,
+                );
+            }
+            changed = failure.changed() => {
+                let why = match changed {
+                    Ok(()) => failure.borrow().clone().unwrap_or_default(),
+                    Err(_) => "the recorder stopped".into(),
+                };
+                let notice = format!("\r\notgate: session ended: recording failed ({why}); sessions are never left unrecorded\r\n");
+                let _ = vendor.extended_data(1, notice.as_bytes()).await;
+                let _ = vendor.exit_status(255).await;
+                let _ = vendor.close().await;
+                let _ = asset_write.close().await;
+                return (EndReason::RecordingFailed { reason: why.clone() }, format!("recording failed: {why}"));
+            }
+            message = vendor_read.wait() => match message {
+                Some(ChannelMsg::Data { data }) => {
+                    if recorder.input(&data).is_err() {
+                        continue;
+                    }
+                    let _ = asset_write.data(&data[..]).await;
+                }
+                Some(ChannelMsg::WindowChange { col_width, row_height, pix_width, pix_height }) => {
+                    let _ = recorder.resize(u16::try_from(col_width).unwrap_or(u16::MAX), u16::try_from(row_height).unwrap_or(u16::MAX));
+                    let _ = asset_write.window_change(col_width, row_height, pix_width, pix_height).await;
+                }
+                Some(ChannelMsg::Signal { signal }) => {
+                    let _ = asset_write.signal(signal).await;
+                }
+                Some(ChannelMsg::Eof) => {
+                    let _ = asset_write.eof().await;
+                }
+                Some(ChannelMsg::Close) | None => {
+                    let _ = asset_write.close().await;
+                    return (EndReason::Closed, "closed by the vendor".into());
+                }
+                Some(_) => {}
+            },
+            message = asset_read.wait() => match message {
+                Some(ChannelMsg::Data { data }) => {
+                    let _ = recorder.output(&data);
+                    let _ = vendor.data(&data[..]).await;
+                }
+                Some(ChannelMsg::ExtendedData { data, ext }) => {
+                    let _ = recorder.output(&data);
+                    let _ = vendor.extended_data(ext, &data[..]).await;
+                }
+                Some(ChannelMsg::ExitStatus { exit_status: status }) => {
+                    exit_status = Some(status);
+                    let _ = vendor.exit_status(status).await;
+                }
+                Some(ChannelMsg::Eof) => {
+                    let _ = vendor.eof().await;
+                }
+                Some(ChannelMsg::Close) | None => {
+                    let _ = vendor.eof().await;
+                    let _ = vendor.close().await;
+                    let words = match exit_status {
+                        Some(status) => format!("closed by the asset (exit status {status})"),
+                        None => "closed by the asset".into(),
+                    };
+                    return (EndReason::AssetClosed, words);
+                }
+                Some(_) => {}
+            },
+        }
+    }
+}

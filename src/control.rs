@@ -1,0 +1,51 @@
+//! The gateway's door to the control plane when both run in this process: the broker itself.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use otgate_broker::{Broker, CredentialKind};
+use otgate_gateway::{AssetSecret, ControlPlane, GatewayError, Refusal};
+use otgate_policy::{Asset, AssetName, CredentialName, Event, Grant, GrantId};
+
+/// The in-process broker as the gateway's control plane.
+pub struct LocalControl(pub Arc<Broker>);
+
+fn unavailable(error: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Unavailable(error.to_string())
+}
+
+#[async_trait]
+impl ControlPlane for LocalControl {
+    async fn grant(
+        &self,
+        id: GrantId,
+        now: OffsetDateTime,
+    ) -> Result<Result<Grant, Refusal>, GatewayError> {
+        Ok(self
+            .0
+            .access(id, now)
+            .await
+            .map_err(unavailable)?
+            .map_err(|refusal| Refusal(refusal.to_string())))
+    }
+
+    async fn asset(&self, name: &AssetName) -> Result<Option<Asset>, GatewayError> {
+        self.0.find_asset(name).await.map_err(unavailable)
+    }
+
+    async fn secret(&self, name: &CredentialName) -> Result<AssetSecret, GatewayError> {
+        let (kind, secret) = self.0.credential_secret(name).await.map_err(unavailable)?;
+        let text = String::from_utf8(secret.expose().clone())
+            .map_err(|_| unavailable(format!("credential {name} is not text")))?;
+        Ok(match kind {
+            CredentialKind::Password => AssetSecret::Password(text),
+            CredentialKind::PrivateKey => AssetSecret::PrivateKey(text),
+        })
+    }
+
+    async fn report(&self, event: Event) -> Result<(), GatewayError> {
+        self.0.record(event).await.map_err(unavailable)
+    }
+}

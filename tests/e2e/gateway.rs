@@ -1,0 +1,199 @@
+//! The SSH gateway with real peers: the stock OpenSSH client logs in to `otgate demo` with
+//! its grant's certificate, the gateway reaches a real `sshd` (own host key, pinned in the
+//! inventory, vaulted service key), runs what the scope allows, refuses the rest with exit
+//! 126, explains a wrong target, ends a running session on revocation, and records it all.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::support::{AssetSshd, Demo, OTGATE, peer_available, ssh_via_gateway};
+
+#[test]
+fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable() {
+    if !peer_available("ssh") || !peer_available(crate::support::SSHD) {
+        return;
+    }
+    let demo = Demo::start();
+    let gateway = demo.file["ssh"].as_str().unwrap().to_owned();
+    let asset = AssetSshd::start();
+    let admin = demo.cli("admin");
+    let eng1 = demo.cli("eng1");
+    let vendor = demo.cli("vendor1");
+    let auditor = demo.cli("auditor");
+    for session in [&admin, &eng1, &vendor, &auditor] {
+        session.login();
+    }
+
+    // The admin puts the asset in the inventory, its host key pinned, its key in the vault.
+    admin.ok(&[
+        "vault",
+        "add",
+        "lab-ws-service",
+        "--kind",
+        "private-key",
+        "--file",
+        asset.service_key.to_str().unwrap(),
+    ]);
+    let me = String::from_utf8(
+        std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let asset_file = demo.dir.path().join("lab-ws.toml");
+    std::fs::write(
+        &asset_file,
+        format!(
+            "name = \"lab-ws\"\nkind = \"ews\"\nlevel = \"3\"\nzone = \"site-ops\"\n\
+             endpoints = [{{ protocol = \"ssh\", host = \"127.0.0.1\", port = {port}, host_key = \"{key}\", credential = \"lab-ws-service\", user = \"{user}\" }}]\n",
+            port = asset.port,
+            key = asset.host_key,
+            user = me.trim()
+        ),
+    )
+    .unwrap();
+    admin.ok(&["assets", "add", asset_file.to_str().unwrap()]);
+
+    // A maintenance grant, approved, and its certificate.
+    let created = vendor.json(&[
+        "request",
+        "create",
+        "--asset",
+        "lab-ws",
+        "--protocol",
+        "ssh",
+        "--scope",
+        "maintenance",
+        "--duration",
+        "1h",
+        "--reason",
+        "restart the historian agent",
+    ]);
+    let id = created["id"].as_i64().unwrap().to_string();
+    eng1.ok(&["request", "approve", &id]);
+    let key = std::path::PathBuf::from(demo.user("vendor1")["ssh_key"].as_str().unwrap());
+    vendor.ok(&[
+        "grant",
+        "cert",
+        &id,
+        "--key",
+        &format!("{}.pub", key.display()),
+    ]);
+    let certificate = std::path::PathBuf::from(format!("{}-cert.pub", key.display()));
+    let login = "vendor1+lab-ws".to_owned();
+
+    // Allowed: runs on the asset, output and exit status come back.
+    let out = ssh_via_gateway(&gateway, &login, &key, &certificate)
+        .arg("echo through-the-gateway; exit 3")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "through-the-gateway"
+    );
+    let out = ssh_via_gateway(&gateway, &login, &key, &certificate)
+        .arg("echo through-the-gateway")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "through-the-gateway"
+    );
+
+    // Denied by the scope's deny rules: never reaches the asset.
+    let out = ssh_via_gateway(&gateway, &login, &key, &certificate)
+        .arg("rm -rf /")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(126));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("deny rule"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A wrong target is explained.
+    let out = ssh_via_gateway(&gateway, "vendor1+plc-7", &key, &certificate)
+        .arg("uptime")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("log in as vendor1+lab-ws"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Revocation ends a running session, with who and why on the vendor's terminal.
+    let running = ssh_via_gateway(&gateway, &login, &key, &certificate)
+        .arg("sleep 60")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let revoked = Instant::now();
+    eng1.ok(&[
+        "grant",
+        "revoke",
+        &id,
+        "--reason",
+        "work window closed early",
+    ]);
+    let out = running.wait_with_output().unwrap();
+    assert!(
+        revoked.elapsed() < Duration::from_secs(10),
+        "the session outlived its grant"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("session ended") && stderr.contains("revoked"),
+        "{stderr}"
+    );
+    // And no new session starts.
+    let out = ssh_via_gateway(&gateway, &login, &key, &certificate)
+        .arg("echo again")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+
+    // Everything is recorded, verifies, and is found by search.
+    let public_key = demo.file["recording_public_key"].as_str().unwrap();
+    let recordings = demo.file["recordings"].as_str().unwrap();
+    let verify = std::process::Command::new(OTGATE)
+        .args([
+            "audit", "verify", "--all", "--dir", recordings, "--key", public_key,
+        ])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{report}");
+    assert!(report.matches(": ok").count() >= 4, "{report}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let hits = auditor.json(&["sessions", "search", "through-the-gateway"]);
+        if hits.as_array().unwrap().len() >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "sessions not indexed: {hits}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let events = auditor.ok(&["events"]);
+    for kind in ["session_started", "session_ended", "command_denied"] {
+        assert!(events.contains(kind), "{kind} missing");
+    }
+}
