@@ -107,6 +107,27 @@ pub enum SessionsCommand {
         /// Session id.
         id: String,
     },
+    /// End a live session now (engineers of its zone, admins); the vendor sees who and why.
+    Kill {
+        /// Session id.
+        id: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Hold a live session's input (output still flows) until it is resumed.
+    Freeze {
+        /// Session id.
+        id: String,
+        /// Why.
+        #[arg(long, default_value = "an engineer is checking this session")]
+        reason: String,
+    },
+    /// Let a frozen session go on.
+    Resume {
+        /// Session id.
+        id: String,
+    },
     /// Sessions whose commands, terminal output or events contain a phrase, and where.
     Search {
         /// The phrase, e.g. "systemctl restart".

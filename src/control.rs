@@ -48,4 +48,26 @@ impl ControlPlane for LocalControl {
     async fn report(&self, event: Event) -> Result<(), GatewayError> {
         self.0.record(event).await.map_err(unavailable)
     }
+
+    fn subscribe(&self) -> tokio::sync::mpsc::Receiver<Event> {
+        let mut events = self.0.subscribe();
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(stored) => {
+                        if tx.send(stored.event).await.is_err() {
+                            return;
+                        }
+                    }
+                    // Missed events are caught by the gateway's periodic re-check.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "the gateway missed control-plane events");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        rx
+    }
 }

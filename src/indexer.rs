@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use otgate_broker::{Broker, IndexedText, RecordedSession, SessionIndex, SessionState};
+use otgate_policy::EventKind;
 use otgate_policy::window::format_duration;
 use otgate_recorder::chain::{hex, sha256};
 use otgate_recorder::layout::{MANIFEST, Part, file_name, parse_file_name};
@@ -205,9 +206,24 @@ impl Indexer {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut retention = tokio::time::interval(RETENTION_EVERY);
         retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A session that starts or ends is indexed at once, so engineers can act on it.
+        let mut events = self.broker.subscribe();
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
+                event = events.recv() => {
+                    let relevant = match &event {
+                        Ok(stored) => matches!(
+                            stored.event.kind,
+                            EventKind::SessionStarted { .. } | EventKind::SessionEnded { .. }
+                        ),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    };
+                    if relevant && let Err(error) = self.index_once().await {
+                        tracing::error!(%error, "indexing recordings failed");
+                    }
+                }
                 _ = tick.tick() => {
                     if let Err(error) = self.index_once().await {
                         tracing::error!(%error, "indexing recordings failed");

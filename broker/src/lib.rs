@@ -58,8 +58,8 @@ pub use model::{
 pub use requests::{NewRequest, RequestFilter, ScopeSpec};
 pub use secret::Secret;
 pub use sessions::{
-    IndexedText, Moment, RecordedSession, SearchHit, SessionFilter, SessionIndex, SessionState,
-    parse_since,
+    IndexedText, Moment, RecordedSession, SearchHit, SessionAction, SessionFilter, SessionIndex,
+    SessionState, parse_since,
 };
 pub use store::{Database, Store};
 pub use users::NewUser;

@@ -160,6 +160,24 @@ pub struct SearchHit {
     pub moments: Vec<Moment>,
 }
 
+/// What an engineer asks the gateway to do with a live session.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum SessionAction {
+    /// End it now.
+    Kill {
+        /// Why (shown to the vendor).
+        reason: String,
+    },
+    /// Hold the vendor's input; output still flows.
+    Freeze {
+        /// Why (shown to the vendor).
+        reason: String,
+    },
+    /// Let a frozen session go on.
+    Resume,
+}
+
 /// Longest list.
 const MAX_SESSIONS: u32 = 1000;
 /// Moments shown per session.
@@ -388,6 +406,72 @@ impl Broker {
         found.filter(|s| sees(&authz, who, all, s)).ok_or_else(|| {
             BrokerError::NotFound(format!("no recorded session {id} that you may see"))
         })
+    }
+
+    /// Asks the gateway to kill, freeze or resume a live session: engineers who approve or
+    /// observe in the session's zone, and admins. The request is an event; the gateway acts
+    /// on it as it is published.
+    pub async fn session_action(
+        &self,
+        who: &Principal,
+        id: &str,
+        action: SessionAction,
+    ) -> Result<RecordedSession> {
+        let session = self.session(who, id).await?;
+        let zone = session.zone.as_deref().and_then(|z| ZoneName::new(z).ok());
+        let allowed = {
+            let authz = self.authz.read().await;
+            authz.is_allowed_everywhere(&who.user, Action::Administer)
+                || zone.as_ref().is_some_and(|zone| {
+                    [Action::Approve, Action::Observe]
+                        .into_iter()
+                        .any(|a| authz.is_allowed(&who.user, zone, a))
+                })
+        };
+        if !allowed {
+            return Err(BrokerError::Forbidden(format!(
+                "you may not act on session {id}: engineers of its zone and admins may"
+            )));
+        }
+        if session.state != SessionState::Live {
+            return Err(BrokerError::Conflict(format!("session {id} is not live")));
+        }
+        let check = |reason: &str| {
+            if reason.trim().is_empty() || reason.chars().count() > 500 {
+                Err(BrokerError::invalid(
+                    "give a reason (at most 500 characters): the vendor sees it",
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let kind = match action {
+            SessionAction::Kill { reason } => {
+                check(&reason)?;
+                EventKind::SessionKillRequested {
+                    session: id.to_owned(),
+                    reason,
+                }
+            }
+            SessionAction::Freeze { reason } => {
+                check(&reason)?;
+                EventKind::SessionFreezeRequested {
+                    session: id.to_owned(),
+                    reason,
+                }
+            }
+            SessionAction::Resume => EventKind::SessionResumeRequested {
+                session: id.to_owned(),
+            },
+        };
+        self.record(
+            Event::now(kind)
+                .by(Some(who.user.clone()))
+                .from_addr(who.source)
+                .in_zone(zone),
+        )
+        .await?;
+        Ok(session)
     }
 
     /// Sessions `who` may see, newest first.

@@ -55,4 +55,8 @@ pub trait ControlPlane: Send + Sync {
 
     /// Stores and publishes a session event.
     async fn report(&self, event: Event) -> Result<(), GatewayError>;
+
+    /// Events as the control plane publishes them (revocations, quarantines, kills, freezes),
+    /// so that sessions end within milliseconds; a missed one is caught by the re-check.
+    fn subscribe(&self) -> tokio::sync::mpsc::Receiver<Event>;
 }

@@ -10,6 +10,8 @@
 //! unrecorded.
 
 mod control;
+mod registry;
 pub mod ssh;
 
 pub use control::{AssetSecret, ControlPlane, GatewayError, Refusal};
+pub use registry::Registry;

@@ -22,6 +22,7 @@ use otgate_policy::{Asset, Endpoint, Event, EventKind, Grant, Protocol};
 use otgate_recorder::Recorder;
 
 use crate::control::{ControlPlane, GatewayError};
+use crate::registry::Registry;
 use login::{check_certificate, check_pick, parse_login};
 use upstream::Upstream;
 
@@ -43,6 +44,7 @@ pub struct SshConfig {
 
 struct Shared {
     control: Arc<dyn ControlPlane>,
+    registry: Arc<Registry>,
     recorder: Recorder,
     ca: Fingerprint,
     recheck: Duration,
@@ -386,6 +388,7 @@ impl SshGateway {
         Self {
             shared: Arc::new(Shared {
                 control,
+                registry: Arc::new(Registry::default()),
                 recorder,
                 ca,
                 recheck: config.recheck,
@@ -395,8 +398,31 @@ impl SshGateway {
         }
     }
 
+    /// The live sessions.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.shared.registry.clone()
+    }
+
     /// Serves vendors on `listener` until shutdown.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> Result<(), GatewayError> {
+        let mut events = self.shared.control.subscribe();
+        let (registry, stop) = (self.shared.registry.clone(), self.shared.shutdown.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    event = events.recv() => match event {
+                        Some(event) => {
+                            let touched = registry.apply(&event);
+                            if touched > 0 {
+                                tracing::info!(kind = event.kind.name(), touched, "sessions acted on");
+                            }
+                        }
+                        None => return,
+                    },
+                }
+            }
+        });
         let mut factory = Factory {
             shared: self.shared.clone(),
         };

@@ -315,6 +315,25 @@ pub enum EventKind {
         /// Why.
         reason: String,
     },
+    /// An engineer asked the gateway to end a live session.
+    SessionKillRequested {
+        /// The session.
+        session: String,
+        /// Why.
+        reason: String,
+    },
+    /// An engineer froze a live session (vendor input held, output still shown).
+    SessionFreezeRequested {
+        /// The session.
+        session: String,
+        /// Why.
+        reason: String,
+    },
+    /// An engineer let a frozen session go on.
+    SessionResumeRequested {
+        /// The session.
+        session: String,
+    },
     /// A command was refused by the grant's scope and never reached the asset.
     CommandDenied {
         /// The session.
@@ -406,6 +425,9 @@ impl EventKind {
             Self::SessionEnded { .. } => "session_ended",
             Self::SessionRefused { .. } => "session_refused",
             Self::CommandDenied { .. } => "command_denied",
+            Self::SessionKillRequested { .. } => "session_kill_requested",
+            Self::SessionFreezeRequested { .. } => "session_freeze_requested",
+            Self::SessionResumeRequested { .. } => "session_resume_requested",
             Self::RecordingVerificationFailed { .. } => "recording_verification_failed",
             Self::RecordingDeleted { .. } => "recording_deleted",
             Self::Refused { .. } => "refused",
@@ -420,6 +442,8 @@ impl EventKind {
             Self::GrantRevoked { .. }
             | Self::SessionRefused { .. }
             | Self::CommandDenied { .. }
+            | Self::SessionKillRequested { .. }
+            | Self::SessionFreezeRequested { .. }
             | Self::Refused {
                 status: 401 | 403, ..
             } => 6,

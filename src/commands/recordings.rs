@@ -153,6 +153,28 @@ pub async fn sessions(cli: &Cli, command: &SessionsCommand) -> Result<()> {
             }
             println!("\nreplay: otgate replay {}", s.id);
         }
+        SessionsCommand::Kill { id, reason } => {
+            act(
+                &client,
+                id,
+                &serde_json::json!({ "action": "kill", "reason": reason }),
+            )
+            .await?;
+            println!("session {id}: kill sent to the gateway");
+        }
+        SessionsCommand::Freeze { id, reason } => {
+            act(
+                &client,
+                id,
+                &serde_json::json!({ "action": "freeze", "reason": reason }),
+            )
+            .await?;
+            println!("session {id}: frozen (the vendor's input is held)");
+        }
+        SessionsCommand::Resume { id } => {
+            act(&client, id, &serde_json::json!({ "action": "resume" })).await?;
+            println!("session {id}: resumed");
+        }
         SessionsCommand::Search { query, limit } => {
             let hits: Vec<SearchHit> = client
                 .get(&format!(
@@ -195,6 +217,12 @@ pub async fn sessions(cli: &Cli, command: &SessionsCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+async fn act(client: &Client, id: &str, body: &serde_json::Value) -> Result<RecordedSession> {
+    client
+        .post(&format!("/sessions/{}/action", encode(id)), body)
+        .await
 }
 
 /// Parses `--from`: seconds (`90`, `12.5`), `mm:ss`, or a duration (`1m30s`).

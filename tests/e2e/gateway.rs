@@ -137,6 +137,61 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // An engineer freezes, resumes and kills a live session; the vendor sees each step.
+    let running = ssh_via_gateway(&gateway, &login, &key, &certificate)
+        .arg("sleep 60")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let live = loop {
+        let live = eng1.json(&["sessions", "list", "--live"]);
+        if let Some(session) = live
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["asset"] == "lab-ws")
+        {
+            break session["id"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "the live session was not listed");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    vendor.refused(
+        &["sessions", "kill", &live, "--reason", "mine"],
+        "may not act",
+    );
+    eng1.ok(&[
+        "sessions",
+        "freeze",
+        &live,
+        "--reason",
+        "checking the change ticket",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    eng1.ok(&["sessions", "resume", &live]);
+    std::thread::sleep(Duration::from_millis(300));
+    let killed = Instant::now();
+    eng1.ok(&["sessions", "kill", &live, "--reason", "wrong change window"]);
+    let out = running.wait_with_output().unwrap();
+    assert!(
+        killed.elapsed() < Duration::from_secs(5),
+        "the kill took too long"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "frozen by eng1: checking the change ticket",
+        "session resumed",
+        "session ended: ended by eng1: wrong change window",
+    ] {
+        assert!(stderr.contains(needle), "{needle} missing: {stderr}");
+    }
+    eng1.refused(
+        &["sessions", "kill", &live, "--reason", "again"],
+        "not live",
+    );
+
     // Revocation ends a running session, with who and why on the vendor's terminal.
     let running = ssh_via_gateway(&gateway, &login, &key, &certificate)
         .arg("sleep 60")
@@ -193,7 +248,13 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
         std::thread::sleep(Duration::from_millis(500));
     }
     let events = auditor.ok(&["events"]);
-    for kind in ["session_started", "session_ended", "command_denied"] {
+    for kind in [
+        "session_started",
+        "session_ended",
+        "command_denied",
+        "session_kill_requested",
+        "session_freeze_requested",
+    ] {
         assert!(events.contains(kind), "{kind} missing");
     }
 }

@@ -17,6 +17,7 @@ use otgate_recorder::{EndReason, SessionEvent, SessionInfo, SessionRecorder, Ver
 
 use super::upstream::{self, Upstream};
 use super::{Access, Login, Shared, env_allowed};
+use crate::registry::Registered;
 
 /// What the vendor asked the channel to run.
 enum Mode {
@@ -162,9 +163,28 @@ impl ChannelTask {
                 .in_zone(Some(grant.zone.clone())),
             )
             .await;
+        let registered = self.shared.registry.register(
+            &id,
+            grant.id,
+            grant.vendor.as_str(),
+            grant.asset.as_str(),
+            &access.token,
+            Arc::new(std::sync::Mutex::new(None)),
+        );
         let (reason, words) = self
-            .run_session(reader, &channel, access, &recorder, &id, mode, pty, env)
+            .run_session(
+                reader,
+                &channel,
+                access,
+                &registered,
+                &recorder,
+                &id,
+                mode,
+                pty,
+                env,
+            )
             .await;
+        self.shared.registry.remove(&id);
         if let Err(error) = recorder.finish(reason).await {
             tracing::error!(session = %id, %error, "the recording could not be finished");
         }
@@ -187,6 +207,7 @@ impl ChannelTask {
         reader: ChannelReadHalf,
         channel: &Vendor,
         access: &Access,
+        registered: &Registered,
         recorder: &SessionRecorder,
         id: &str,
         mode: Mode,
@@ -279,7 +300,7 @@ impl ChannelTask {
             end_with(channel, &message, 1).await;
             return (EndReason::AssetClosed, message);
         }
-        relay(reader, channel, asset_channel, access, recorder).await
+        relay(reader, channel, asset_channel, access, registered, recorder).await
     }
 
     /// One logged-in connection to the asset per vendor connection, opened on first use.
@@ -332,15 +353,22 @@ async fn relay(
     vendor: &Vendor,
     asset: Channel<russh::client::Msg>,
     access: &Access,
+    registered: &Registered,
     recorder: &SessionRecorder,
 ) -> (EndReason, String) {
     let (mut asset_read, asset_write) = asset.split();
     let mut failure = recorder.failure();
+    let mut frozen = registered.frozen.clone();
     let mut exit_status = None;
     loop {
         tokio::select! {
-            _ = access.token.cancelled() => {
-                let why = access.end_reason();
+            _ = registered.token.cancelled() => {
+                let why = registered
+                    .ended
+                    .lock()
+                    .ok()
+                    .and_then(|r| r.clone())
+                    .unwrap_or_else(|| access.end_reason());
                 let notice = format!("\r\notgate: session ended: {why}\r\n");
                 let _ = recorder.output(notice.as_bytes());
                 let _ = vendor.extended_data(1, notice.as_bytes()).await;
@@ -365,9 +393,28 @@ async fn relay(
                 let _ = asset_write.close().await;
                 return (EndReason::RecordingFailed { reason: why.clone() }, format!("recording failed: {why}"));
             }
+            changed = frozen.changed() => {
+                if changed.is_err() {
+                    continue;
+                }
+                let state = frozen.borrow_and_update().clone();
+                let notice = match &state {
+                    Some(why) => {
+                        record(recorder, SessionEvent::Frozen { by: "engineer".into(), reason: why.clone() });
+                        format!("\r\notgate: session {why}; your input is held until an engineer resumes it\r\n")
+                    }
+                    None => {
+                        record(recorder, SessionEvent::Resumed { by: "engineer".into() });
+                        "\r\notgate: session resumed\r\n".to_owned()
+                    }
+                };
+                let _ = recorder.output(notice.as_bytes());
+                let _ = vendor.extended_data(1, notice.as_bytes()).await;
+            }
             message = vendor_read.wait() => match message {
                 Some(ChannelMsg::Data { data }) => {
-                    if recorder.input(&data).is_err() {
+                    // Frozen: the vendor's input is held back from the asset (and recorded).
+                    if frozen.borrow().is_some() || recorder.input(&data).is_err() {
                         continue;
                     }
                     let _ = asset_write.data(&data[..]).await;

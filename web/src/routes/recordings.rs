@@ -10,12 +10,12 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use otgate_broker::{RecordedSession, SearchHit, SessionFilter};
+use otgate_broker::{RecordedSession, SearchHit, SessionAction, SessionFilter};
 use otgate_recorder::RecorderError;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiQuery, Caller};
+use crate::extract::{ApiJson, ApiQuery, Caller};
 
 /// What to search for.
 #[derive(Deserialize, IntoParams)]
@@ -44,6 +44,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(show))
         .routes(routes!(files))
         .routes(routes!(file))
+        .routes(routes!(act))
 }
 
 impl From<RecorderError> for ApiError {
@@ -149,4 +150,26 @@ async fn file(
     }
     let bytes = state.recordings.get(&id, &name).await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+/// Kills, freezes or resumes a live session (engineers of its zone, admins); the gateway acts
+/// on it at once and the vendor sees who and why.
+#[utoipa::path(post, path = "/sessions/{id}/action", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "session id")), request_body = SessionAction,
+    responses((status = 202, body = RecordedSession), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn act(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(action): ApiJson<SessionAction>,
+) -> ApiResult<(StatusCode, Json<RecordedSession>)> {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(
+            state
+                .broker
+                .session_action(&caller.principal, &id, action)
+                .await?,
+        ),
+    ))
 }
