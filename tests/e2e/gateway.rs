@@ -113,6 +113,27 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
         "through-the-gateway"
     );
 
+    // A full shell through a pty: typed lines run on the asset and come back.
+    let mut shell = ssh_via_gateway(&gateway, &login, &key, &certificate)
+        .arg("-tt")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = shell.stdin.take().unwrap();
+        stdin.write_all(b"echo shell-$((6*7))\nexit\n").unwrap();
+    }
+    let out = shell.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("shell-42"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // Denied by the scope's deny rules: never reaches the asset.
     let out = ssh_via_gateway(&gateway, &login, &key, &certificate)
         .arg("rm -rf /")
@@ -124,6 +145,65 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // An asset whose host key is not the pinned one gets no session.
+    let impostor = demo.dir.path().join("impostor.toml");
+    let service_public = std::fs::read_to_string(asset.service_key.with_extension("pub")).unwrap();
+    std::fs::write(
+        &impostor,
+        format!(
+            "name = \"lab-ws-2\"\nkind = \"ews\"\nlevel = \"3\"\nzone = \"site-ops\"\n\
+             endpoints = [{{ protocol = \"ssh\", host = \"127.0.0.1\", port = {port}, host_key = \"{key}\", credential = \"lab-ws-service\", user = \"{user}\" }}]\n",
+            port = asset.port,
+            key = service_public.trim(),
+            user = me.trim()
+        ),
+    )
+    .unwrap();
+    admin.ok(&["assets", "add", impostor.to_str().unwrap()]);
+    let second = vendor.json(&[
+        "request",
+        "create",
+        "--asset",
+        "lab-ws-2",
+        "--protocol",
+        "ssh",
+        "--scope",
+        "read-only",
+        "--duration",
+        "1h",
+        "--reason",
+        "check the second workstation",
+    ])["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    eng1.ok(&["request", "approve", &second]);
+    vendor.ok(&[
+        "grant",
+        "cert",
+        &second,
+        "--key",
+        &format!("{}.pub", key.display()),
+    ]);
+    let out = ssh_via_gateway(&gateway, "vendor1+lab-ws-2", &key, &certificate)
+        .arg("uptime")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not the one pinned in the inventory"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The certificate file now holds the second grant's certificate: fetch the first again.
+    vendor.ok(&[
+        "grant",
+        "cert",
+        &id,
+        "--key",
+        &format!("{}.pub", key.display()),
+    ]);
 
     // A wrong target is explained.
     let out = ssh_via_gateway(&gateway, "vendor1+plc-7", &key, &certificate)
