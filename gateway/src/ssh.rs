@@ -4,6 +4,7 @@
 //! and ends the session the moment the grant stops being usable.
 
 mod channel;
+mod forward;
 mod login;
 mod upstream;
 
@@ -291,6 +292,61 @@ impl server::Handler for Connection {
             peer: self.peer,
         };
         tokio::spawn(task.run(channel));
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host: &str,
+        port: u32,
+        _: &str,
+        _: u32,
+        reply: server::ChannelOpenHandle,
+        _: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(login) = self.login.clone() else {
+            return Ok(());
+        };
+        let Ok(access) = &login.outcome else {
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        let decided = match forward::decide(access, host, port) {
+            Ok(endpoint) => forward::connect(&endpoint).await.map(|tcp| (endpoint, tcp)),
+            Err(reason) => Err(reason),
+        };
+        match decided {
+            Ok((endpoint, tcp)) => {
+                reply.accept().await;
+                let (shared, peer) = (self.shared.clone(), self.peer);
+                tokio::spawn(async move {
+                    if let Ok(access) = &login.outcome {
+                        forward::relay(shared, access, channel, tcp, endpoint, peer).await;
+                    }
+                });
+            }
+            Err(reason) => {
+                let reason = format!("port forward to {host}:{port} refused: {reason}");
+                self.shared
+                    .report(
+                        Event::now(EventKind::SessionRefused {
+                            user: login.user.clone(),
+                            grant: Some(access.grant.id),
+                            reason,
+                        })
+                        .by(Some(access.grant.vendor.clone()))
+                        .in_zone(Some(access.grant.zone.clone())),
+                    )
+                    .await;
+                reply
+                    .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                    .await;
+            }
+        }
         Ok(())
     }
 

@@ -34,6 +34,18 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
         "--file",
         asset.service_key.to_str().unwrap(),
     ]);
+    // A plain TCP service on the asset (an echo server), for `ssh -L`.
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let echo_port = echo.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in echo.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = stream.try_clone().unwrap();
+                let mut writer = stream;
+                let _ = std::io::copy(&mut reader, &mut writer);
+            });
+        }
+    });
     let me = String::from_utf8(
         std::process::Command::new("id")
             .arg("-un")
@@ -47,7 +59,8 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
         &asset_file,
         format!(
             "name = \"lab-ws\"\nkind = \"ews\"\nlevel = \"3\"\nzone = \"site-ops\"\n\
-             endpoints = [{{ protocol = \"ssh\", host = \"127.0.0.1\", port = {port}, host_key = \"{key}\", credential = \"lab-ws-service\", user = \"{user}\" }}]\n",
+             endpoints = [{{ protocol = \"ssh\", host = \"127.0.0.1\", port = {port}, host_key = \"{key}\", credential = \"lab-ws-service\", user = \"{user}\" }}, \
+             {{ name = \"echo\", protocol = \"tcp\", host = \"127.0.0.1\", port = {echo_port} }}]\n",
             port = asset.port,
             key = asset.host_key,
             user = me.trim()
@@ -64,6 +77,8 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
         "lab-ws",
         "--protocol",
         "ssh",
+        "--protocol",
+        "tcp",
         "--scope",
         "maintenance",
         "--duration",
@@ -205,6 +220,47 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
         &format!("{}.pub", key.display()),
     ]);
 
+    // `ssh -L` reaches the grant's TCP endpoint, and nothing else.
+    let local = crate::support::free_port();
+    let refused_local = crate::support::free_port();
+    let mut tunnel = ssh_via_gateway(&gateway, &login, &key, &certificate)
+        .args(["-N", "-L"])
+        .arg(format!("{local}:127.0.0.1:{echo_port}"))
+        .arg("-L")
+        .arg(format!("{refused_local}:127.0.0.1:{}", asset.port))
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut stream = loop {
+        if let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", local)) {
+            break stream;
+        }
+        assert!(Instant::now() < deadline, "the forward did not open");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    {
+        use std::io::{Read, Write};
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(b"ping through the tunnel").unwrap();
+        let mut answer = [0u8; 23];
+        if let Err(e) = stream.read_exact(&mut answer) {
+            panic!("the forward failed ({e}): {}", auditor.ok(&["events"]));
+        }
+        assert_eq!(&answer, b"ping through the tunnel");
+        let mut refused = std::net::TcpStream::connect(("127.0.0.1", refused_local)).unwrap();
+        refused
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut buffer = [0u8; 16];
+        // The gateway refuses the channel: the local connection is closed without data.
+        assert_eq!(refused.read(&mut buffer).unwrap_or(0), 0);
+    }
+    drop(stream);
+    let _ = tunnel.kill();
+    let _ = tunnel.wait();
+
     // A wrong target is explained.
     let out = ssh_via_gateway(&gateway, "vendor1+plc-7", &key, &certificate)
         .arg("uptime")
@@ -334,6 +390,7 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
         "command_denied",
         "session_kill_requested",
         "session_freeze_requested",
+        "session_refused",
     ] {
         assert!(events.contains(kind), "{kind} missing");
     }

@@ -1,0 +1,181 @@
+//! `direct-tcpip` (`ssh -L`): only to an endpoint of the grant's asset, of a protocol the
+//! grant includes and the scope allows. Plain TCP is relayed as it is; Modbus waits for its
+//! inspector (refused until then, so nothing uninspected reaches a PLC), and the asset's own
+//! SSH port is refused (it would bypass the gateway). Every forward is a recorded session.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::Channel;
+use russh::server::Msg;
+use time::OffsetDateTime;
+use tokio::net::TcpStream;
+
+use otgate_policy::{Endpoint, Event, EventKind, Operation, Protocol};
+use otgate_recorder::layout::new_session_id;
+use otgate_recorder::{EndReason, SessionEvent, SessionInfo, Verdict};
+
+use super::{Access, Shared};
+
+/// How long connecting to the endpoint may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The endpoint a forward may reach, or why not.
+pub(crate) fn decide(access: &Access, host: &str, port: u32) -> Result<Endpoint, String> {
+    let grant = &access.grant;
+    let endpoint = access
+        .asset
+        .endpoints
+        .iter()
+        .find(|e| e.host == host && u32::from(e.port) == port)
+        .ok_or_else(|| {
+            let allowed: Vec<String> = access
+                .asset
+                .endpoints
+                .iter()
+                .filter(|e| e.protocol != Protocol::Ssh)
+                .map(|e| format!("{}:{} ({})", e.host, e.port, e.protocol))
+                .collect();
+            format!(
+                "{host}:{port} is not an endpoint of {}; forwards may reach: {}",
+                access.asset.name,
+                if allowed.is_empty() {
+                    "none".into()
+                } else {
+                    allowed.join(", ")
+                }
+            )
+        })?;
+    match endpoint.protocol {
+        Protocol::Ssh => Err("forwarding to the asset's SSH port would bypass the gateway".into()),
+        protocol if !grant.protocols.contains(&protocol) => {
+            Err(format!("grant {} does not include {protocol}", grant.id))
+        }
+        Protocol::Modbus => Err(
+            "Modbus forwards need the Modbus inspector, which this gateway does not have yet"
+                .into(),
+        ),
+        Protocol::Tcp => {
+            let decision = grant.scope.check(&Operation::Tcp {
+                port: endpoint.port,
+            });
+            if decision.is_allowed() {
+                Ok(endpoint.clone())
+            } else {
+                Err(format!("grant {} {decision}", grant.id))
+            }
+        }
+    }
+}
+
+/// Connects to the endpoint (before the channel is accepted, so a dead endpoint is a clean
+/// `connect failed` for the vendor's ssh).
+pub(crate) async fn connect(endpoint: &Endpoint) -> Result<TcpStream, String> {
+    let address = (endpoint.host.as_str(), endpoint.port);
+    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(e)) => Err(format!(
+            "{}:{} is unreachable: {e}",
+            endpoint.host, endpoint.port
+        )),
+        Err(_) => Err(format!(
+            "{}:{} did not answer",
+            endpoint.host, endpoint.port
+        )),
+    }
+}
+
+/// Relays a forward as a recorded, registered session.
+pub(crate) async fn relay(
+    shared: Arc<Shared>,
+    access: &Access,
+    channel: Channel<Msg>,
+    mut tcp: TcpStream,
+    endpoint: Endpoint,
+    peer: Option<SocketAddr>,
+) {
+    let grant = &access.grant;
+    let id = new_session_id();
+    let info = SessionInfo {
+        id: id.clone(),
+        grant: Some(grant.id.get()),
+        vendor: grant.vendor.to_string(),
+        asset: grant.asset.to_string(),
+        zone: Some(grant.zone.to_string()),
+        protocol: endpoint.protocol.to_string(),
+        client: peer.map(|p| p.to_string()),
+        width: 80,
+        height: 24,
+        env: Default::default(),
+        started_at: OffsetDateTime::now_utc(),
+    };
+    let recorder = match shared.recorder.start(info).await {
+        Ok(recorder) => recorder,
+        Err(error) => {
+            tracing::error!(%error, "a forward could not be recorded: closed (fail closed)");
+            let _ = channel.close().await;
+            return;
+        }
+    };
+    let _ = recorder.event(SessionEvent::Forward {
+        host: endpoint.host.clone(),
+        port: endpoint.port,
+        verdict: Verdict::Allowed,
+    });
+    shared
+        .report(
+            Event::now(EventKind::SessionStarted {
+                session: id.clone(),
+                grant: grant.id,
+                vendor: grant.vendor.clone(),
+                asset: grant.asset.clone(),
+                mode: format!("forward {}:{}", endpoint.host, endpoint.port),
+                client: peer.map(|p| p.to_string()),
+            })
+            .by(Some(grant.vendor.clone()))
+            .in_zone(Some(grant.zone.clone())),
+        )
+        .await;
+    let registered = shared.registry.register(
+        &id,
+        grant.id,
+        grant.vendor.as_str(),
+        grant.asset.as_str(),
+        &access.token,
+        Arc::new(std::sync::Mutex::new(None)),
+    );
+    let mut stream = channel.into_stream();
+    let mut failure = recorder.failure();
+    let (reason, words) = tokio::select! {
+        copied = tokio::io::copy_bidirectional(&mut stream, &mut tcp) => match copied {
+            Ok((up, down)) => (EndReason::Closed, format!("forward closed: {up} bytes to the asset, {down} back")),
+            Err(e) => (EndReason::Closed, format!("forward ended: {e}")),
+        },
+        _ = registered.token.cancelled() => {
+            let why = registered.ended.lock().ok().and_then(|r| r.clone()).unwrap_or_else(|| access.end_reason());
+            (EndReason::Terminated { by: "otgate".into(), reason: why.clone() }, why)
+        }
+        _ = failure.changed() => (
+            EndReason::RecordingFailed { reason: "the recorder failed".into() },
+            "recording failed: forward closed".into(),
+        ),
+    };
+    shared.registry.remove(&id);
+    let _ = recorder.event(SessionEvent::Note {
+        text: words.clone(),
+    });
+    if let Err(error) = recorder.finish(reason).await {
+        tracing::error!(session = %id, %error, "the recording could not be finished");
+    }
+    shared
+        .report(
+            Event::now(EventKind::SessionEnded {
+                session: id,
+                grant: grant.id,
+                reason: words,
+            })
+            .in_zone(Some(grant.zone.clone())),
+        )
+        .await;
+}
