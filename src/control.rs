@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use otgate_broker::{Broker, CredentialKind};
 use otgate_gateway::{AssetSecret, ControlPlane, GatewayError, Refusal};
-use otgate_policy::{Asset, AssetName, CredentialName, Event, Grant, GrantId};
+use otgate_policy::{Asset, AssetName, CredentialName, Event, Grant, GrantId, UserName};
 
 /// The in-process broker as the gateway's control plane.
 pub struct LocalControl(pub Arc<Broker>);
@@ -29,6 +29,21 @@ impl ControlPlane for LocalControl {
             .await
             .map_err(unavailable)?
             .map_err(|refusal| Refusal(refusal.to_string())))
+    }
+
+    async fn grants_of(
+        &self,
+        vendor: &UserName,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Grant>, GatewayError> {
+        self.0.usable_grants(vendor, now).await.map_err(unavailable)
+    }
+
+    async fn has_key(&self, vendor: &UserName, fingerprint: &str) -> Result<bool, GatewayError> {
+        self.0
+            .has_key(vendor, fingerprint)
+            .await
+            .map_err(unavailable)
     }
 
     async fn asset(&self, name: &AssetName) -> Result<Option<Asset>, GatewayError> {

@@ -366,6 +366,21 @@ impl Broker {
         Ok(count)
     }
 
+    /// The grants `vendor` may use at `now` (for the gateway's login and its messages).
+    pub async fn usable_grants(
+        &self,
+        vendor: &UserName,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Grant>> {
+        let mut usable = Vec::new();
+        for request in self.live_grants_of(vendor).await? {
+            if let Ok(grant) = self.access(request.id, now).await? {
+                usable.push(grant);
+            }
+        }
+        Ok(usable)
+    }
+
     /// Whether grant `id` may be used at `now`: approved, inside its window, not revoked, and
     /// neither its vendor nor its asset quarantined. What the gateway asks before a session
     /// and on its re-check interval.

@@ -255,6 +255,18 @@ impl Broker {
         })
     }
 
+    /// Whether `vendor` registered the key with this SHA-256 fingerprint (for the gateway).
+    pub async fn has_key(&self, vendor: &UserName, fingerprint: &str) -> Result<bool> {
+        let found: Option<String> = on_pool!(&self.store, pool => sqlx::query_scalar(
+            "SELECT fingerprint FROM ssh_keys WHERE user_name = $1 AND fingerprint = $2"
+        )
+        .bind(vendor.as_str())
+        .bind(fingerprint)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(found.is_some())
+    }
+
     /// The caller's registered keys.
     pub async fn keys_of(&self, who: &Principal) -> Result<Vec<SshKey>> {
         let rows: Vec<(String, String, i64)> = on_pool!(&self.store, pool => sqlx::query_as(

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use otgate_policy::{Asset, AssetName, CredentialName, Event, Grant, GrantId};
+use otgate_policy::{Asset, AssetName, CredentialName, Event, Grant, GrantId, UserName};
 
 /// Why a grant cannot be used now, in words for the vendor ("grant 42 was revoked by eng1:
 /// ...").
@@ -46,6 +46,16 @@ pub trait ControlPlane: Send + Sync {
         id: GrantId,
         now: OffsetDateTime,
     ) -> Result<Result<Grant, Refusal>, GatewayError>;
+
+    /// The grants `vendor` may use at `now`.
+    async fn grants_of(
+        &self,
+        vendor: &UserName,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Grant>, GatewayError>;
+
+    /// Whether `vendor` registered the key with this SHA-256 fingerprint (`SHA256:...`).
+    async fn has_key(&self, vendor: &UserName, fingerprint: &str) -> Result<bool, GatewayError>;
 
     /// The asset as in the inventory (endpoints, pinned host keys, credential names).
     async fn asset(&self, name: &AssetName) -> Result<Option<Asset>, GatewayError>;

@@ -24,7 +24,7 @@ use otgate_recorder::Recorder;
 
 use crate::control::{ControlPlane, GatewayError};
 use crate::registry::Registry;
-use login::{check_certificate, check_pick, parse_login};
+use login::{check_certificate, check_pick, list_grants, parse_login, pick_grant};
 use upstream::Upstream;
 
 /// Environment variables a vendor may pass to the asset.
@@ -252,7 +252,18 @@ impl server::Handler for Connection {
         // A wrong target is explained on the vendor's terminal, which SSH only allows after login.
         let outcome = match check_pick(&target, &grant) {
             Ok(()) => self.resolve(grant).await,
-            Err(message) => Err(message),
+            Err(message) => {
+                let grants = self
+                    .shared
+                    .control
+                    .grants_of(&grant.vendor, now)
+                    .await
+                    .unwrap_or_default();
+                Err(format!(
+                    "{message}.\r\n{}",
+                    list_grants(&target.vendor, &grants)
+                ))
+            }
         };
         self.login = Some(Arc::new(Login {
             user: user.to_owned(),
@@ -264,15 +275,48 @@ impl server::Handler for Connection {
     async fn auth_publickey(
         &mut self,
         user: &str,
-        _: server::VerifiedPublicKey<'_>,
+        key: server::VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        Ok(self
-            .refuse(
-                user,
-                None,
-                "log in with the OpenSSH certificate of your grant (otgate grant cert ID)".into(),
-            )
-            .await)
+        // A registered key logs in when it leads to exactly one usable grant.
+        let target = parse_login(user);
+        let Ok(vendor) = otgate_policy::UserName::new(&target.vendor) else {
+            return Ok(self.refuse(user, None, "not a user name".into()).await);
+        };
+        let fingerprint = key.public_key.fingerprint(HashAlg::Sha256).to_string();
+        match self.shared.control.has_key(&vendor, &fingerprint).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let reason = format!(
+                    "key {fingerprint} is not registered for {vendor}: use your grant's certificate (otgate grant cert ID)"
+                );
+                return Ok(self.refuse(user, None, reason).await);
+            }
+            Err(e) => {
+                let reason = format!("the control plane is unavailable ({e})");
+                return Ok(self.refuse(user, None, reason).await);
+            }
+        }
+        let grants = match self
+            .shared
+            .control
+            .grants_of(&vendor, OffsetDateTime::now_utc())
+            .await
+        {
+            Ok(grants) => grants,
+            Err(e) => {
+                let reason = format!("the control plane is unavailable ({e})");
+                return Ok(self.refuse(user, None, reason).await);
+            }
+        };
+        let outcome = match pick_grant(&target, &grants) {
+            Ok(grant) => self.resolve(grant).await,
+            Err(message) => Err(message),
+        };
+        self.login = Some(Arc::new(Login {
+            user: user.to_owned(),
+            outcome,
+        }));
+        Ok(Auth::Accept)
     }
 
     async fn channel_open_session(

@@ -128,6 +128,28 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
         "through-the-gateway"
     );
 
+    // The registered key alone (no certificate) logs in when it names one usable grant.
+    let plain = demo.dir.path().join("plain_key");
+    std::fs::copy(&key, &plain).unwrap();
+    let plain_cert = demo.dir.path().join("no-such-cert.pub");
+    let out = ssh_via_gateway(&gateway, &login, &plain, &plain_cert)
+        .arg("echo plain-key")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "plain-key");
+    let out = ssh_via_gateway(&gateway, "vendor1+historian-1", &plain, &plain_cert)
+        .arg("uptime")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ssh vendor1+lab-ws@GATEWAY"), "{stderr}");
+
     // A full shell through a pty: typed lines run on the asset and come back.
     let mut shell = ssh_via_gateway(&gateway, &login, &key, &certificate)
         .arg("-tt")

@@ -75,6 +75,46 @@ pub(crate) fn check_certificate(
         })
 }
 
+/// The vendor's usable grants as login names, one per line, for messages.
+pub(crate) fn list_grants(vendor: &str, grants: &[Grant]) -> String {
+    if grants.is_empty() {
+        return format!("{vendor} has no usable grant: ask for one with `otgate request create`");
+    }
+    let mut text = format!("{vendor}'s usable grants (log in as one of these):");
+    for grant in grants {
+        text.push_str(&format!(
+            "\r\n  ssh {vendor}+{}@GATEWAY   (grant {}, on {}, until {})",
+            grant.asset, grant.id, grant.asset, grant.window.end
+        ));
+    }
+    text
+}
+
+/// Picks the grant a registered-key login means: the one named, the only one for the named
+/// asset, or the only one at all; otherwise a message listing them.
+pub(crate) fn pick_grant(target: &Target, grants: &[Grant]) -> Result<Grant, String> {
+    let candidates: Vec<&Grant> = grants
+        .iter()
+        .filter(|g| match &target.pick {
+            None => true,
+            Some(Pick::Asset(asset)) => g.asset.as_str() == asset,
+            Some(Pick::Grant(id)) => g.id.get() == *id,
+        })
+        .collect();
+    match candidates.as_slice() {
+        [grant] => Ok((*grant).clone()),
+        [] => Err(format!(
+            "no usable grant matches {:?}. {}",
+            target,
+            list_grants(&target.vendor, grants)
+        )),
+        _ => Err(format!(
+            "several grants match: name one. {}",
+            list_grants(&target.vendor, grants)
+        )),
+    }
+}
+
 /// Whether the login name's pick matches the grant; the message says what to type instead.
 pub(crate) fn check_pick(target: &Target, grant: &Grant) -> Result<(), String> {
     let matches = match &target.pick {
