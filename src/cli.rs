@@ -71,6 +71,9 @@ pub enum Command {
     Quarantine(QuarantineCommand),
     /// The event log.
     Events(EventsArgs),
+    /// SSH to a grant's asset through the gateway: fetches the certificate for your key and
+    /// runs the system `ssh` (plain `ssh` works as well; see the README).
+    Ssh(SshArgs),
     /// Recorded sessions: list, show, full-text search.
     #[command(subcommand)]
     Sessions(SessionsCommand),
@@ -79,6 +82,25 @@ pub enum Command {
     /// Verify recordings, export evidence bundles, write incident reports.
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+/// `otgate ssh`.
+#[derive(Args)]
+pub struct SshArgs {
+    /// The grant.
+    pub grant: i64,
+    /// The gateway's SSH address (HOST:PORT), as `otgate demo` or your admin gives it.
+    #[arg(long, env = "OTGATE_GATEWAY")]
+    pub gateway: String,
+    /// Your private key (its `.pub` must be registered with `otgate keys add`).
+    #[arg(long, default_value = "~/.ssh/id_ed25519")]
+    pub key: String,
+    /// Options passed to ssh as `-o OPTION` (e.g. `UserKnownHostsFile=...`).
+    #[arg(short = 'o', value_name = "OPTION")]
+    pub options: Vec<String>,
+    /// The command to run (an interactive shell when absent), after `--`.
+    #[arg(last = true)]
+    pub command: Vec<String>,
 }
 
 /// `otgate sessions ...`.

@@ -10,6 +10,7 @@ mod quarantine;
 mod recordings;
 mod request;
 mod serve;
+mod ssh;
 mod users;
 
 use anyhow::Result;
@@ -37,6 +38,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Grant(command) => request::grant(&cli, command).await,
         Command::Quarantine(command) => quarantine::run(&cli, command).await,
         Command::Events(args) => events::run(&cli, args).await,
+        Command::Ssh(args) => ssh::run(&cli, args).await,
         Command::Sessions(command) => recordings::sessions(&cli, command).await,
         Command::Replay(args) => recordings::replay(&cli, args).await,
         Command::Audit(command) => match recordings::audit(&cli, command).await? {

@@ -128,6 +128,28 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
         "through-the-gateway"
     );
 
+    // `otgate ssh` fetches the certificate and runs the system ssh.
+    let out = vendor.ok(&[
+        "ssh",
+        &id,
+        "--gateway",
+        &gateway,
+        "--key",
+        key.to_str().unwrap(),
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "LogLevel=ERROR",
+        "--",
+        "echo",
+        "via-otgate-ssh",
+    ]);
+    assert_eq!(out.trim(), "via-otgate-ssh");
+
     // The registered key alone (no certificate) logs in when it names one usable grant.
     let plain = demo.dir.path().join("plain_key");
     std::fs::copy(&key, &plain).unwrap();
