@@ -6,6 +6,7 @@
 mod channel;
 mod forward;
 mod login;
+mod shellguard;
 mod upstream;
 
 use std::net::SocketAddr;

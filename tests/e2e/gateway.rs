@@ -172,7 +172,10 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("ssh vendor1+lab-ws@GATEWAY"), "{stderr}");
 
-    // A full shell through a pty: typed lines run on the asset and come back.
+    // A full shell through a pty: typed lines run on the asset and come back; a line that
+    // matches a deny rule is not submitted.
+    let marker = demo.dir.path().join("marker");
+    std::fs::write(&marker, "intact").unwrap();
     let mut shell = ssh_via_gateway(&gateway, &login, &key, &certificate)
         .arg("-tt")
         .stdin(Stdio::piped())
@@ -183,15 +186,26 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
     {
         use std::io::Write;
         let mut stdin = shell.stdin.take().unwrap();
-        stdin.write_all(b"echo shell-$((6*7))\nexit\n").unwrap();
+        stdin
+            .write_all(
+                format!(
+                    "shred {}\nprintf 'shell-%s\\n' 42\nexit\n",
+                    marker.display()
+                )
+                .as_bytes(),
+            )
+            .unwrap();
     }
     let out = shell.wait_with_output().unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("shell-42"),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
+        screen.contains("shell-42"),
+        "{screen}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The denied line never ran: the gateway held its Enter and killed the line.
+    assert!(screen.contains("otgate: not run: grant"), "{screen}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "intact");
 
     // Denied by the scope's deny rules: never reaches the asset.
     let out = ssh_via_gateway(&gateway, &login, &key, &certificate)

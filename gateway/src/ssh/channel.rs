@@ -15,6 +15,7 @@ use otgate_policy::{Decision, Event, EventKind, Operation};
 use otgate_recorder::layout::new_session_id;
 use otgate_recorder::{EndReason, SessionEvent, SessionInfo, SessionRecorder, Verdict};
 
+use super::shellguard::{Expired, ShellGuard, Step};
 use super::upstream::{self, Upstream};
 use super::{Access, Login, Shared, env_allowed};
 use crate::registry::Registered;
@@ -109,7 +110,11 @@ impl ChannelTask {
     ) {
         let grant = &access.grant;
         let id = new_session_id();
-        let (cols, rows) = pty.as_ref().map_or((80, 24), |p| (p.cols, p.rows));
+        // A client without a terminal sends 0x0: record the usual 80x24.
+        let dimension = |value: u32, default: u32| if value == 0 { default } else { value };
+        let (cols, rows) = pty
+            .as_ref()
+            .map_or((80, 24), |p| (dimension(p.cols, 80), dimension(p.rows, 24)));
         let info = SessionInfo {
             id: id.clone(),
             grant: Some(grant.id.get()),
@@ -291,6 +296,7 @@ impl ChannelTask {
         for (name, value) in env {
             let _ = asset_channel.set_env(false, name, value).await;
         }
+        let mode_is_shell = matches!(mode, Mode::Shell);
         let started = match mode {
             Mode::Exec(command) => asset_channel.exec(true, command).await,
             Mode::Shell => asset_channel.request_shell(true).await,
@@ -300,7 +306,25 @@ impl ChannelTask {
             end_with(channel, &message, 1).await;
             return (EndReason::AssetClosed, message);
         }
-        relay(reader, channel, asset_channel, access, registered, recorder).await
+        let guard = match (&mode_is_shell, &pty) {
+            (true, Some(pty)) => Some(ShellGuard::new(pty.cols, pty.rows)),
+            _ => None,
+        };
+        let judge = Judge {
+            shared: &self.shared,
+            session: id,
+            guard,
+        };
+        relay(
+            reader,
+            channel,
+            asset_channel,
+            access,
+            registered,
+            recorder,
+            judge,
+        )
+        .await
     }
 
     /// One logged-in connection to the asset per vendor connection, opened on first use.
@@ -348,6 +372,82 @@ impl ChannelTask {
 }
 
 /// Relays until one side ends, the grant ends or the recorder fails.
+/// Judges the lines of a full shell (when there is a pty).
+struct Judge<'a> {
+    shared: &'a Shared,
+    session: &'a str,
+    guard: Option<ShellGuard>,
+}
+
+impl Judge<'_> {
+    /// A held line's deadline passed: judge it, or release what waited for the prompt.
+    async fn expire(
+        &mut self,
+        access: &Access,
+        vendor: &Vendor,
+        recorder: &SessionRecorder,
+    ) -> Vec<u8> {
+        let Some(guard) = self.guard.as_mut() else {
+            return Vec::new();
+        };
+        match guard.expire() {
+            Expired::Settled(bytes) => bytes,
+            Expired::Judge => {
+                let line = guard.line();
+                if line.is_empty() {
+                    return guard.judged(true);
+                }
+                let grant = &access.grant;
+                let decision = grant.scope.check(&Operation::Exec(line.as_bytes()));
+                match &decision {
+                    Decision::Allow { rule } => {
+                        record(
+                            recorder,
+                            SessionEvent::Command {
+                                command: line,
+                                verdict: Verdict::Allowed,
+                                rule: Some(rule.to_string()),
+                                reason: None,
+                            },
+                        );
+                        guard.judged(true)
+                    }
+                    Decision::Deny { rule, reason } => {
+                        record(
+                            recorder,
+                            SessionEvent::Command {
+                                command: line.clone(),
+                                verdict: Verdict::Denied,
+                                rule: Some(rule.to_string()),
+                                reason: Some(reason.to_string()),
+                            },
+                        );
+                        let notice =
+                            format!("\r\notgate: not run: grant {} {decision}\r\n", grant.id);
+                        let _ = recorder.output(notice.as_bytes());
+                        let _ = vendor.data(notice.as_bytes()).await;
+                        self.shared
+                            .report(
+                                Event::now(EventKind::CommandDenied {
+                                    session: self.session.to_owned(),
+                                    grant: grant.id,
+                                    command: line,
+                                    decision: decision.to_string(),
+                                })
+                                .by(Some(grant.vendor.clone()))
+                                .in_zone(Some(grant.zone.clone())),
+                            )
+                            .await;
+                        guard.judged(false)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Relays until one side ends, the grant ends or the recorder fails.
+#[allow(clippy::too_many_arguments)]
 async fn relay(
     mut vendor_read: ChannelReadHalf,
     vendor: &Vendor,
@@ -355,13 +455,27 @@ async fn relay(
     access: &Access,
     registered: &Registered,
     recorder: &SessionRecorder,
+    mut judge: Judge<'_>,
 ) -> (EndReason, String) {
     let (mut asset_read, asset_write) = asset.split();
     let mut failure = recorder.failure();
     let mut frozen = registered.frozen.clone();
     let mut exit_status = None;
+    // The vendor's EOF waits until held input has gone to the asset.
+    let mut eof_pending = false;
     loop {
+        let deadline = judge.guard.as_ref().and_then(ShellGuard::deadline);
         tokio::select! {
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
+                let bytes = judge.expire(access, vendor, recorder).await;
+                if !bytes.is_empty() {
+                    let _ = asset_write.data(&bytes[..]).await;
+                }
+                if eof_pending && judge.guard.as_ref().is_none_or(ShellGuard::idle) {
+                    eof_pending = false;
+                    let _ = asset_write.eof().await;
+                }
+            }
             _ = registered.token.cancelled() => {
                 let why = registered
                     .ended
@@ -417,9 +531,21 @@ async fn relay(
                     if frozen.borrow().is_some() || recorder.input(&data).is_err() {
                         continue;
                     }
-                    let _ = asset_write.data(&data[..]).await;
+                    let forward = match judge.guard.as_mut() {
+                        Some(guard) => match guard.input(&data) {
+                            Step::Forward(bytes) => bytes,
+                            Step::Hold => Vec::new(),
+                        },
+                        None => data.to_vec(),
+                    };
+                    if !forward.is_empty() {
+                        let _ = asset_write.data(&forward[..]).await;
+                    }
                 }
                 Some(ChannelMsg::WindowChange { col_width, row_height, pix_width, pix_height }) => {
+                    if let Some(guard) = judge.guard.as_mut() {
+                        guard.resize(col_width, row_height);
+                    }
                     let _ = recorder.resize(u16::try_from(col_width).unwrap_or(u16::MAX), u16::try_from(row_height).unwrap_or(u16::MAX));
                     let _ = asset_write.window_change(col_width, row_height, pix_width, pix_height).await;
                 }
@@ -427,7 +553,11 @@ async fn relay(
                     let _ = asset_write.signal(signal).await;
                 }
                 Some(ChannelMsg::Eof) => {
-                    let _ = asset_write.eof().await;
+                    if judge.guard.as_ref().is_none_or(ShellGuard::idle) {
+                        let _ = asset_write.eof().await;
+                    } else {
+                        eof_pending = true;
+                    }
                 }
                 Some(ChannelMsg::Close) | None => {
                     let _ = asset_write.close().await;
@@ -437,6 +567,9 @@ async fn relay(
             },
             message = asset_read.wait() => match message {
                 Some(ChannelMsg::Data { data }) => {
+                    if let Some(guard) = judge.guard.as_mut() {
+                        guard.output(&data);
+                    }
                     let _ = recorder.output(&data);
                     let _ = vendor.data(&data[..]).await;
                 }
