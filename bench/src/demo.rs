@@ -32,7 +32,14 @@ impl Demo {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         let child = Command::new(otgate()?)
-            .args(["demo", "--listen", "127.0.0.1:0", "--dir"])
+            .args([
+                "demo",
+                "--listen",
+                "127.0.0.1:0",
+                "--ssh-listen",
+                "127.0.0.1:0",
+                "--dir",
+            ])
             .arg(dir.join("plant"))
             .env("OTGATE_LOG", "warn")
             .stdout(Stdio::null())
@@ -90,6 +97,13 @@ impl Demo {
             .context("token")?
             .to_owned();
         Ok(Session { http, base, token })
+    }
+}
+
+impl Demo {
+    /// The demo's directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 }
 

@@ -2,13 +2,15 @@
 //! real peers and prints medians and percentiles, and ratios against a direct connection where
 //! there is one.
 //!
-//! Usage: `cargo build --release && cargo run --release -p otgate-bench -- control-plane [N]`.
+//! Usage: `cargo build --release && cargo run --release -p otgate-bench -- control-plane [N]`,
+//! `... -- ssh [MEGABYTES] [ROUNDS]`.
 
 // A measuring harness: a broken fixture should stop it loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod control_plane;
 mod demo;
+mod ssh;
 mod stats;
 
 use anyhow::{Result, bail};
@@ -25,7 +27,12 @@ fn main() -> Result<()> {
             let rounds = args.next().map(|n| n.parse()).transpose()?.unwrap_or(50);
             runtime.block_on(control_plane::run(rounds))
         }
-        other => bail!("unknown benchmark `{other}`: control-plane"),
+        "ssh" => {
+            let megabytes = args.next().map(|n| n.parse()).transpose()?.unwrap_or(200);
+            let rounds = args.next().map(|n| n.parse()).transpose()?.unwrap_or(20);
+            runtime.block_on(ssh::run(megabytes, rounds))
+        }
+        other => bail!("unknown benchmark `{other}`: control-plane, ssh"),
     }
 }
 

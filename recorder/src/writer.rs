@@ -47,6 +47,9 @@ pub struct RecorderConfig {
     pub compress: bool,
     /// Attempts per upload to remote storage before the session is failed.
     pub upload_attempts: u32,
+    /// How long [`SessionRecorder::output_paced`] waits for room before the writer counts as
+    /// stuck and the session is failed.
+    pub stall: Duration,
 }
 
 impl Default for RecorderConfig {
@@ -58,6 +61,7 @@ impl Default for RecorderConfig {
             queue_bytes: 8 * 1024 * 1024,
             compress: true,
             upload_attempts: 3,
+            stall: Duration::from_secs(5),
         }
     }
 }
@@ -114,6 +118,7 @@ pub struct SessionRecorder {
     tx: mpsc::UnboundedSender<Message>,
     budget: Arc<Semaphore>,
     queue_bytes: usize,
+    stall: Duration,
     failure: Arc<watch::Sender<Option<String>>>,
 }
 
@@ -235,6 +240,7 @@ impl Recorder {
             tx,
             budget: Arc::new(Semaphore::new(self.config.queue_bytes)),
             queue_bytes: self.config.queue_bytes,
+            stall: self.config.stall,
             failure,
         })
     }
@@ -263,25 +269,30 @@ impl SessionRecorder {
         }
     }
 
+    fn cost(&self, bytes: usize) -> u32 {
+        u32::try_from(bytes.clamp(64, self.queue_bytes)).unwrap_or(u32::MAX)
+    }
+
+    /// The writer fell behind: the session fails, and the log says data was lost.
+    fn lagging(&self) -> RecorderError {
+        let reason = format!(
+            "the writer fell behind by more than {} bytes; data after this point was not recorded",
+            self.queue_bytes
+        );
+        self.failure.send_replace(Some(reason.clone()));
+        let _ = self.tx.send(Message::Lost {
+            t: self.elapsed(),
+            reason,
+        });
+        RecorderError::Lagging(self.queue_bytes)
+    }
+
     fn permit(&self, bytes: usize) -> Result<OwnedSemaphorePermit, RecorderError> {
         self.check()?;
-        let cost = bytes.clamp(64, self.queue_bytes);
-        let cost = u32::try_from(cost).unwrap_or(u32::MAX);
-        match self.budget.clone().try_acquire_many_owned(cost) {
-            Ok(permit) => Ok(permit),
-            Err(_) => {
-                let reason = format!(
-                    "the writer fell behind by more than {} bytes; data after this point was not recorded",
-                    self.queue_bytes
-                );
-                self.failure.send_replace(Some(reason.clone()));
-                let _ = self.tx.send(Message::Lost {
-                    t: self.elapsed(),
-                    reason,
-                });
-                Err(RecorderError::Lagging(self.queue_bytes))
-            }
-        }
+        self.budget
+            .clone()
+            .try_acquire_many_owned(self.cost(bytes))
+            .map_err(|_| self.lagging())
     }
 
     fn send(&self, message: Message) -> Result<(), RecorderError> {
@@ -303,6 +314,30 @@ impl SessionRecorder {
     /// Records terminal output (asset to vendor).
     pub fn output(&self, data: &[u8]) -> Result<(), RecorderError> {
         self.frame(Code::Output, data)
+    }
+
+    /// Records terminal output, waiting for room in the queue: a fast stream is paced by the
+    /// recorder (the caller stops reading, so SSH flow control slows the sender), and only a
+    /// writer that makes no room for [`RecorderConfig::stall`] fails the session.
+    pub async fn output_paced(&self, data: &[u8]) -> Result<(), RecorderError> {
+        self.check()?;
+        let waited = tokio::time::timeout(
+            self.stall,
+            self.budget
+                .clone()
+                .acquire_many_owned(self.cost(data.len())),
+        )
+        .await;
+        let permit = match waited {
+            Ok(Ok(permit)) => permit,
+            _ => return Err(self.lagging()),
+        };
+        self.send(Message::Frame {
+            t: self.elapsed(),
+            code: Code::Output,
+            data: data.to_vec(),
+            _permit: permit,
+        })
     }
 
     /// Records terminal input (vendor to asset).

@@ -570,11 +570,16 @@ async fn relay(
                     if let Some(guard) = judge.guard.as_mut() {
                         guard.output(&data);
                     }
-                    let _ = recorder.output(&data);
+                    // Paced by the recorder; a stuck recorder fails the session (below).
+                    if recorder.output_paced(&data).await.is_err() {
+                        continue;
+                    }
                     let _ = vendor.data(&data[..]).await;
                 }
                 Some(ChannelMsg::ExtendedData { data, ext }) => {
-                    let _ = recorder.output(&data);
+                    if recorder.output_paced(&data).await.is_err() {
+                        continue;
+                    }
                     let _ = vendor.extended_data(ext, &data[..]).await;
                 }
                 Some(ChannelMsg::ExitStatus { exit_status: status }) => {

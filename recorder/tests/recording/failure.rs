@@ -74,3 +74,26 @@ async fn a_failed_write_fails_the_session() {
     assert!(matches!(refused, RecorderError::Failed(_)), "{refused}");
     assert!(session.finish(EndReason::Closed).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paced_output_waits_for_the_writer_instead_of_failing() {
+    let config = RecorderConfig {
+        queue_bytes: 64 * 1024,
+        ..small(true)
+    };
+    let local = local("paced", config);
+    let id = new_session_id();
+    let session = local.recorder.start(info(&id)).await.unwrap();
+    // 4 MiB through a 64 KiB queue, as fast as the caller can: paced, nothing lost.
+    let chunk = vec![b'z'; 32 * 1024];
+    for _ in 0..128 {
+        session.output_paced(&chunk).await.unwrap();
+    }
+    assert!(session.failure().borrow().is_none());
+    let manifest = session.finish(EndReason::Closed).await.unwrap();
+    assert_eq!(manifest.counts.output_bytes, 4 * 1024 * 1024);
+    let recording = read(&local.archive, &id, Some(&local.keys.public))
+        .await
+        .unwrap();
+    assert_eq!(recording.verification.status, Status::Ok);
+}

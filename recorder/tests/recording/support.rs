@@ -64,6 +64,7 @@ pub fn small(compress: bool) -> RecorderConfig {
         queue_bytes: 1024 * 1024,
         compress,
         upload_attempts: 1,
+        stall: Duration::from_secs(2),
     }
 }
 
