@@ -28,6 +28,9 @@ use crate::registry::Registry;
 use login::{check_certificate, check_pick, list_grants, parse_login, pick_grant};
 use upstream::Upstream;
 
+/// How long before the grant's window ends the vendor is warned.
+const WINDOW_WARNING: time::Duration = time::Duration::minutes(5);
+
 /// Environment variables a vendor may pass to the asset.
 fn env_allowed(name: &str) -> bool {
     name == "LANG" || name == "TERM" || name.starts_with("LC_")
@@ -70,6 +73,8 @@ pub(crate) struct Access {
     token: CancellationToken,
     /// Why the token was cancelled, for the vendor's terminal.
     ended: Arc<Mutex<Option<String>>>,
+    /// Notices for the vendor's terminal (the window is about to end).
+    notice: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl Access {
@@ -130,16 +135,27 @@ impl server::Server for Factory {
 async fn watch(
     shared: Arc<Shared>,
     grant: otgate_policy::GrantId,
+    window_end: OffsetDateTime,
     token: CancellationToken,
     ended: Arc<Mutex<Option<String>>>,
+    notice: tokio::sync::watch::Sender<Option<String>>,
 ) {
     let mut tick = tokio::time::interval(shared.recheck);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut warned = false;
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
             _ = tick.tick() => {
-                let reason = match shared.control.grant(grant, OffsetDateTime::now_utc()).await {
+                let now = OffsetDateTime::now_utc();
+                if !warned && window_end - now <= WINDOW_WARNING {
+                    warned = true;
+                    let minutes = ((window_end - now).whole_seconds().max(0) + 59) / 60;
+                    notice.send_replace(Some(format!(
+                        "grant {grant} ends at {window_end} (in about {minutes} min): the session will be closed then"
+                    )));
+                }
+                let reason = match shared.control.grant(grant, now).await {
                     Ok(Ok(_)) => continue,
                     Ok(Err(refusal)) => refusal.0,
                     Err(error) => format!("the grant cannot be confirmed ({error}): ending the session (fail closed)"),
@@ -197,11 +213,14 @@ impl Connection {
             .ok_or_else(|| format!("asset {} has no SSH endpoint", asset.name))?;
         let token = self.shared.shutdown.child_token();
         let ended = Arc::new(Mutex::new(None));
+        let (notice, _) = tokio::sync::watch::channel(None);
         tokio::spawn(watch(
             self.shared.clone(),
             grant.id,
+            grant.window.end,
             token.clone(),
             ended.clone(),
+            notice.clone(),
         ));
         Ok(Access {
             grant,
@@ -209,6 +228,7 @@ impl Connection {
             endpoint,
             token,
             ended,
+            notice,
         })
     }
 }

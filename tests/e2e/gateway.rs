@@ -420,6 +420,43 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
         .unwrap();
     assert!(!out.status.success());
 
+    // A grant whose window ends within minutes warns the vendor.
+    let short = vendor.json(&[
+        "request",
+        "create",
+        "--asset",
+        "lab-ws",
+        "--protocol",
+        "ssh",
+        "--scope",
+        "maintenance",
+        "--duration",
+        "3m",
+        "--reason",
+        "a quick check",
+    ])["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    eng1.ok(&["request", "approve", &short]);
+    vendor.ok(&[
+        "grant",
+        "cert",
+        &short,
+        "--key",
+        &format!("{}.pub", key.display()),
+    ]);
+    let out = ssh_via_gateway(&gateway, &login, &key, &certificate)
+        .arg("sleep 1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("grant {short} ends at")),
+        "{stderr}"
+    );
+
     // Everything is recorded, verifies, and is found by search.
     let public_key = demo.file["recording_public_key"].as_str().unwrap();
     let recordings = demo.file["recordings"].as_str().unwrap();

@@ -460,6 +460,9 @@ async fn relay(
     let (mut asset_read, asset_write) = asset.split();
     let mut failure = recorder.failure();
     let mut frozen = registered.frozen.clone();
+    let mut notices = access.notice.subscribe();
+    // A notice given before this channel opened is shown too.
+    notices.mark_changed();
     let mut exit_status = None;
     // The vendor's EOF waits until held input has gone to the asset.
     let mut eof_pending = false;
@@ -506,6 +509,16 @@ async fn relay(
                 let _ = vendor.close().await;
                 let _ = asset_write.close().await;
                 return (EndReason::RecordingFailed { reason: why.clone() }, format!("recording failed: {why}"));
+            }
+            changed = notices.changed() => {
+                if changed.is_err() {
+                    continue;
+                }
+                let text = notices.borrow_and_update().clone();
+                if let Some(text) = text {
+                    record(recorder, SessionEvent::Note { text: text.clone() });
+                    let _ = vendor.extended_data(1, format!("\r\notgate: {text}\r\n").as_bytes()).await;
+                }
             }
             changed = frozen.changed() => {
                 if changed.is_err() {
