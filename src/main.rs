@@ -11,6 +11,7 @@ mod indexer;
 mod node;
 mod output;
 mod remote;
+mod simulator;
 
 use std::process::ExitCode;
 

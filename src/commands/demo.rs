@@ -15,7 +15,10 @@ use time::OffsetDateTime;
 use otgate_broker::keys::replace_private;
 use otgate_broker::vault::random_bytes;
 use otgate_broker::{Broker, NewUser, Principal, generate_password};
-use otgate_policy::{Domain, OrgName, Role, RoleAssignment, UserName, ZoneName};
+use otgate_policy::{
+    Asset, AssetName, CredentialName, Domain, OrgName, Preset, Protocol, Role, RoleAssignment,
+    UserName, ZoneName,
+};
 
 use crate::cli::{DemoArgs, DemoCommand};
 use crate::commands::init::lay_out;
@@ -136,6 +139,12 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
             })?)?;
         previous.users
     };
+    let workstation = match &node.ssh {
+        Some((gateway, _)) => {
+            Some(simulated_workstation(&node.broker, &config, &args.dir, fresh, *gateway).await?)
+        }
+        None => None,
+    };
     let api = format!("https://{}", node.api.context("the demo serves the API")?);
     let ca = absolute(
         &config
@@ -150,7 +159,8 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         .iter()
         .find_map(|u| u.ssh_key.clone())
         .unwrap_or_default();
-    let try_this = vec![
+    let mut try_this = workstation.unwrap_or_default();
+    try_this.extend([
         format!("export OTGATE_SERVER={api} OTGATE_CA={}", ca.display()),
         "otgate login --user vendor1".to_owned(),
         "otgate assets list".to_owned(),
@@ -170,7 +180,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
             absolute(&config.recordings.dir).display(),
             absolute(&otgate_recorder::public_path(&config.recording_key)).display()
         ),
-    ];
+    ]);
     let file = DemoFile {
         api: api.clone(),
         ca,
@@ -299,6 +309,104 @@ async fn seed(broker: &Broker, dir: &Path) -> Result<Vec<DemoUser>> {
         users.push(user);
     }
     Ok(users)
+}
+
+/// The simulated workstation `ews-sim` behind the gateway: its keys, its vaulted service key,
+/// its inventory entry (with the port of this run), and on the first run a grant for vendor1
+/// with a certificate beside vendor1's key. Returns the commands to try it.
+async fn simulated_workstation(
+    broker: &Broker,
+    config: &Config,
+    dir: &Path,
+    fresh: bool,
+    gateway: SocketAddr,
+) -> Result<Vec<String>> {
+    let keys = config.data_dir.join("keys");
+    let host = crate::hostkey::load_or_create(&keys.join("ews-sim_host"))?;
+    let service = crate::hostkey::load_or_create(&keys.join("ews-sim_service"))?;
+    let address = crate::simulator::start(host.clone(), service.public_key().clone()).await?;
+    let admin = Principal {
+        user: UserName::new("admin")?,
+        source: None,
+    };
+    if fresh {
+        broker
+            .store_credential(
+                &admin,
+                otgate_broker::NewCredential {
+                    name: CredentialName::new("ews-sim-service")?,
+                    kind: otgate_broker::CredentialKind::PrivateKey,
+                    secret: otgate_broker::Secret::new(
+                        service.to_openssh(LineEnding::LF)?.to_string(),
+                    ),
+                },
+            )
+            .await?;
+    }
+    let asset: Asset = toml::from_str(&format!(
+        "name = \"ews-sim\"\nkind = \"ews\"\nlevel = \"3\"\nzone = \"site-ops\"\n\
+         description = \"The demo's simulated engineering workstation (an SSH server inside otgate)\"\n\
+         endpoints = [{{ protocol = \"ssh\", host = \"127.0.0.1\", port = {}, host_key = \"{}\", credential = \"ews-sim-service\", user = \"engineer\" }}]\n",
+        address.port(),
+        host.public_key().to_openssh()?
+    ))?;
+    broker.save_asset(&admin, asset).await?;
+    let vendor_key = dir.join("vendor1/id_ed25519");
+    if fresh {
+        let vendor = Principal {
+            user: UserName::new("vendor1")?,
+            source: None,
+        };
+        let eng1 = Principal {
+            user: UserName::new("eng1")?,
+            source: None,
+        };
+        let request = broker
+            .create_request(
+                &vendor,
+                otgate_broker::NewRequest {
+                    asset: AssetName::new("ews-sim")?,
+                    protocols: vec![Protocol::Ssh],
+                    scope: otgate_broker::ScopeSpec::Preset(Preset::Maintenance),
+                    start: None,
+                    duration: "8h".into(),
+                    reason: "demo: look around the simulated workstation".into(),
+                    ticket: None,
+                },
+            )
+            .await?;
+        broker.approve(&eng1, request.id).await?;
+        let public = std::fs::read_to_string(vendor_key.with_extension("pub"))?;
+        let issued = broker
+            .issue_certificate(&vendor, request.id, Some(public.trim()))
+            .await?;
+        std::fs::write(
+            dir.join("vendor1/id_ed25519-cert.pub"),
+            format!("{}\n", issued.certificate),
+        )?;
+    }
+    let gateway_key = crate::hostkey::load_or_create(&config.gateway.host_key)?;
+    let known_hosts = dir.join("known_hosts");
+    std::fs::write(
+        &known_hosts,
+        format!(
+            "[{}]:{} {}\n",
+            gateway.ip(),
+            gateway.port(),
+            gateway_key.public_key().to_openssh()?
+        ),
+    )?;
+    let ssh = format!(
+        "ssh -p {} -i {} -o UserKnownHostsFile={} vendor1+ews-sim@{}",
+        gateway.port(),
+        absolute(&vendor_key).display(),
+        absolute(&known_hosts).display(),
+        gateway.ip()
+    );
+    Ok(vec![
+        format!("{ssh} 'systemctl status historian'"),
+        format!("{ssh}            # a shell on the simulated workstation, recorded"),
+    ])
 }
 
 /// Generates and registers the vendor's SSH key pair.

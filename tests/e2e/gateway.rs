@@ -15,6 +15,41 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
     }
     let demo = Demo::start();
     let gateway = demo.file["ssh"].as_str().unwrap().to_owned();
+
+    // The demo's simulated workstation answers through the gateway at once, with the seeded
+    // grant's certificate and the gateway's host key checked against demo's known_hosts.
+    let (host, port) = gateway.rsplit_once(':').unwrap();
+    let vendor_key = demo.user("vendor1")["ssh_key"].as_str().unwrap().to_owned();
+    let out = std::process::Command::new("ssh")
+        .args([
+            "-F",
+            "/dev/null",
+            "-p",
+            port,
+            "-i",
+            &vendor_key,
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+        ])
+        .arg("-o")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            demo.plant().join("known_hosts").display()
+        ))
+        .arg(format!("vendor1+ews-sim@{host}"))
+        .arg("systemctl status historian")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("active (running)"));
+    let try_this = demo.file["try_this"].to_string();
+    assert!(try_this.contains("vendor1+ews-sim@"), "{try_this}");
     let asset = AssetSshd::start();
     let admin = demo.cli("admin");
     let eng1 = demo.cli("eng1");
