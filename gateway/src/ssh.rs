@@ -4,6 +4,7 @@
 //! and ends the session the moment the grant stops being usable.
 
 mod channel;
+mod console;
 mod forward;
 mod login;
 mod shellguard;

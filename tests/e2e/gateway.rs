@@ -242,6 +242,62 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
     assert!(screen.contains("otgate: not run: grant"), "{screen}");
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "intact");
 
+    // A read-only grant has commands but no shell: the gateway's console runs allowed lines.
+    let read_only = vendor.json(&[
+        "request",
+        "create",
+        "--asset",
+        "lab-ws",
+        "--protocol",
+        "ssh",
+        "--scope",
+        "read-only",
+        "--duration",
+        "1h",
+        "--reason",
+        "look at the logs",
+    ])["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    eng1.ok(&["request", "approve", &read_only]);
+    vendor.ok(&[
+        "grant",
+        "cert",
+        &read_only,
+        "--key",
+        &format!("{}.pub", key.display()),
+    ]);
+    let mut console = ssh_via_gateway(&gateway, &login, &key, &certificate)
+        .arg("-tt")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = console.stdin.take().unwrap();
+        stdin
+            .write_all(b"whoami\nrm -rf /tmp/nothing\n\x04")
+            .unwrap();
+    }
+    let out = console.wait_with_output().unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(screen.contains("otgate console: grant"), "{screen}");
+    assert!(
+        screen.contains(&format!("\r\n{}\r\n", me.trim())),
+        "{screen}"
+    );
+    assert!(screen.contains("otgate: not run: grant"), "{screen}");
+    vendor.ok(&[
+        "grant",
+        "cert",
+        &id,
+        "--key",
+        &format!("{}.pub", key.display()),
+    ]);
+
     // Denied by the scope's deny rules: never reaches the asset.
     let out = ssh_via_gateway(&gateway, &login, &key, &certificate)
         .arg("rm -rf /")

@@ -15,6 +15,7 @@ use otgate_policy::{Decision, Event, EventKind, Operation};
 use otgate_recorder::layout::new_session_id;
 use otgate_recorder::{EndReason, SessionEvent, SessionInfo, SessionRecorder, Verdict};
 
+use super::console::{Action, Editor};
 use super::shellguard::{Expired, ShellGuard, Step};
 use super::upstream::{self, Upstream};
 use super::{Access, Login, Shared, env_allowed};
@@ -41,6 +42,19 @@ pub(crate) struct ChannelTask {
 
 /// The vendor's side of the channel, for writing.
 type Vendor = ChannelWriteHalf<Msg>;
+
+/// What the vendor typed while a console command ran.
+#[derive(Default)]
+struct Typed {
+    keys: Vec<u8>,
+    closed: bool,
+}
+
+/// Writes to the vendor's terminal, and records it.
+async fn say(vendor: &Vendor, recorder: &SessionRecorder, text: &str) {
+    let _ = recorder.output_paced(text.as_bytes()).await;
+    let _ = vendor.data(text.as_bytes()).await;
+}
 
 /// Writes a line to the vendor's stderr, ends the channel with `status`.
 async fn end_with(channel: &Vendor, message: &str, status: u32) {
@@ -228,6 +242,26 @@ impl ChannelTask {
             Mode::Exec(command) => String::from_utf8_lossy(command).into_owned(),
             Mode::Shell => "(interactive shell)".into(),
         };
+        // A grant with commands but no shell gets the gateway's console instead.
+        let console_commands: Vec<String> = grant
+            .scope
+            .ssh
+            .as_ref()
+            .map(|ssh| ssh.allow.iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        if matches!(mode, Mode::Shell) && !decision.is_allowed() && !console_commands.is_empty() {
+            return self
+                .console(
+                    reader,
+                    channel,
+                    access,
+                    registered,
+                    recorder,
+                    id,
+                    console_commands,
+                )
+                .await;
+        }
         match &decision {
             Decision::Allow { rule } => record(
                 recorder,
@@ -325,6 +359,219 @@ impl ChannelTask {
             judge,
         )
         .await
+    }
+
+    /// The gateway's console: edits lines locally, runs allowed ones on the asset.
+    #[allow(clippy::too_many_arguments)]
+    async fn console(
+        &self,
+        mut reader: ChannelReadHalf,
+        vendor: &Vendor,
+        access: &Access,
+        registered: &Registered,
+        recorder: &SessionRecorder,
+        id: &str,
+        commands: Vec<String>,
+    ) -> (EndReason, String) {
+        let grant = &access.grant;
+        let prompt = format!("{}> ", access.asset.name);
+        let mut editor = Editor::new(&commands);
+        let mut failure = recorder.failure();
+        let banner = format!(
+            "otgate console: grant {} on {} runs only its commands (Tab lists them, Ctrl-D ends).\r\n{prompt}",
+            grant.id, access.asset.name
+        );
+        say(vendor, recorder, &banner).await;
+        // Keys typed while a command ran, and whether the vendor closed their input meanwhile.
+        let mut backlog: Vec<u8> = Vec::new();
+        let mut closed = false;
+        loop {
+            let message = if !backlog.is_empty() {
+                Some(ChannelMsg::Data {
+                    data: std::mem::take(&mut backlog).into(),
+                })
+            } else if closed {
+                None
+            } else {
+                tokio::select! {
+                    _ = registered.token.cancelled() => {
+                        let why = registered.ended.lock().ok().and_then(|r| r.clone()).unwrap_or_else(|| access.end_reason());
+                        say(vendor, recorder, &format!("\r\notgate: session ended: {why}\r\n")).await;
+                        let _ = vendor.exit_status(255).await;
+                        let _ = vendor.close().await;
+                        return (EndReason::Terminated { by: "otgate".into(), reason: why.clone() }, why);
+                    }
+                    _ = failure.changed() => {
+                        let _ = vendor.close().await;
+                        return (EndReason::RecordingFailed { reason: "the recorder failed".into() }, "recording failed".into());
+                    }
+                    message = reader.wait() => message,
+                }
+            };
+            match message {
+                Some(ChannelMsg::Data { data }) => {
+                    if recorder.input(&data).is_err() || registered.frozen.borrow().is_some() {
+                        continue;
+                    }
+                    for action in editor.feed(&data, &prompt) {
+                        match action {
+                            Action::Echo(text) => say(vendor, recorder, &text).await,
+                            Action::Interrupt => say(vendor, recorder, &prompt).await,
+                            Action::Quit => {
+                                say(vendor, recorder, "logout\r\n").await;
+                                let _ = vendor.exit_status(0).await;
+                                let _ = vendor.eof().await;
+                                let _ = vendor.close().await;
+                                return (EndReason::Closed, "console closed by the vendor".into());
+                            }
+                            Action::Submit(line) => {
+                                if !line.trim().is_empty() {
+                                    let typed = self
+                                        .console_run(
+                                            &line,
+                                            &mut reader,
+                                            vendor,
+                                            access,
+                                            recorder,
+                                            id,
+                                        )
+                                        .await;
+                                    backlog.extend(typed.keys);
+                                    closed |= typed.closed;
+                                }
+                                say(vendor, recorder, &prompt).await;
+                            }
+                        }
+                    }
+                }
+                Some(ChannelMsg::WindowChange {
+                    col_width,
+                    row_height,
+                    ..
+                }) => {
+                    let _ = recorder.resize(
+                        u16::try_from(col_width).unwrap_or(u16::MAX),
+                        u16::try_from(row_height).unwrap_or(u16::MAX),
+                    );
+                }
+                Some(ChannelMsg::Eof | ChannelMsg::Close) | None => {
+                    let _ = vendor.exit_status(0).await;
+                    let _ = vendor.close().await;
+                    return (EndReason::Closed, "console closed by the vendor".into());
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Runs one console line: checked, then an exec on the asset with its output streamed.
+    /// Returns what the vendor typed meanwhile.
+    async fn console_run(
+        &self,
+        line: &str,
+        reader: &mut ChannelReadHalf,
+        vendor: &Vendor,
+        access: &Access,
+        recorder: &SessionRecorder,
+        id: &str,
+    ) -> Typed {
+        let mut typed = Typed::default();
+        let grant = &access.grant;
+        let decision = grant.scope.check(&Operation::Exec(line.as_bytes()));
+        if let Decision::Deny { rule, reason } = &decision {
+            record(
+                recorder,
+                SessionEvent::Command {
+                    command: line.to_owned(),
+                    verdict: Verdict::Denied,
+                    rule: Some(rule.to_string()),
+                    reason: Some(reason.to_string()),
+                },
+            );
+            self.shared
+                .report(
+                    Event::now(EventKind::CommandDenied {
+                        session: id.to_owned(),
+                        grant: grant.id,
+                        command: line.to_owned(),
+                        decision: decision.to_string(),
+                    })
+                    .by(Some(grant.vendor.clone()))
+                    .in_zone(Some(grant.zone.clone())),
+                )
+                .await;
+            say(
+                vendor,
+                recorder,
+                &format!("otgate: not run: grant {} {decision}\r\n", grant.id),
+            )
+            .await;
+            return typed;
+        }
+        record(
+            recorder,
+            SessionEvent::Command {
+                command: line.to_owned(),
+                verdict: Verdict::Allowed,
+                rule: Some(decision.rule().to_string()),
+                reason: None,
+            },
+        );
+        let upstream = match self.connect(access).await {
+            Ok(upstream) => upstream,
+            Err(message) => {
+                say(vendor, recorder, &format!("otgate: {message}\r\n")).await;
+                return typed;
+            }
+        };
+        let mut asset = match upstream.channel_open_session().await {
+            Ok(channel) => channel,
+            Err(e) => {
+                say(
+                    vendor,
+                    recorder,
+                    &format!("otgate: the asset refused a channel: {e}\r\n"),
+                )
+                .await;
+                return typed;
+            }
+        };
+        if let Err(e) = asset.exec(true, line.as_bytes()).await {
+            say(
+                vendor,
+                recorder,
+                &format!("otgate: the asset did not run it: {e}\r\n"),
+            )
+            .await;
+            return typed;
+        }
+        loop {
+            tokio::select! {
+                message = asset.wait() => match message {
+                    Some(ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. }) => {
+                        // Exec output has bare newlines; the vendor's terminal is raw.
+                        let text = String::from_utf8_lossy(&data).replace('\n', "\r\n");
+                        say(vendor, recorder, &text).await;
+                    }
+                    Some(ChannelMsg::ExitStatus { exit_status }) if exit_status != 0 => {
+                        say(vendor, recorder, &format!("[exit {exit_status}]\r\n")).await;
+                    }
+                    Some(ChannelMsg::Close) | None => return typed,
+                    Some(_) => {}
+                },
+                message = reader.wait(), if !typed.closed => match message {
+                    // Ctrl-C stops the command; other keys wait for the prompt.
+                    Some(ChannelMsg::Data { data }) if data.contains(&0x03) => {
+                        let _ = asset.close().await;
+                        say(vendor, recorder, "^C\r\n").await;
+                        return typed;
+                    }
+                    Some(ChannelMsg::Data { data }) => typed.keys.extend_from_slice(&data),
+                    Some(ChannelMsg::Eof | ChannelMsg::Close) | None => typed.closed = true,
+                    Some(_) => {}
+                },
+            }
+        }
     }
 
     /// One logged-in connection to the asset per vendor connection, opened on first use.
