@@ -150,6 +150,11 @@ pub enum SessionsCommand {
         /// Session id.
         id: String,
     },
+    /// Watch a live session's terminal (read-only) until it ends.
+    Watch {
+        /// Session id.
+        id: String,
+    },
     /// Sessions whose commands, terminal output or events contain a phrase, and where.
     Search {
         /// The phrase, e.g. "systemctl restart".

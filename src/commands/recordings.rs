@@ -175,6 +175,7 @@ pub async fn sessions(cli: &Cli, command: &SessionsCommand) -> Result<()> {
             act(&client, id, &serde_json::json!({ "action": "resume" })).await?;
             println!("session {id}: resumed");
         }
+        SessionsCommand::Watch { id } => watch(cli, id).await?,
         SessionsCommand::Search { query, limit } => {
             let hits: Vec<SearchHit> = client
                 .get(&format!(
@@ -217,6 +218,38 @@ pub async fn sessions(cli: &Cli, command: &SessionsCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Follows a live session's recording through the API (it is flushed every second) and
+/// prints its terminal output as it comes, until the recording has its manifest.
+async fn watch(cli: &Cli, id: &str) -> Result<()> {
+    let archive = Archive::new(Arc::new(ApiStorage::new(Client::connect(cli)?)), None);
+    let mut shown = 0usize;
+    let stdout = std::io::stdout();
+    loop {
+        let recording = read(&archive, id, None).await?;
+        let frames: Vec<&otgate_recorder::cast::Frame> = recording
+            .frames
+            .iter()
+            .filter(|f| f.code == otgate_recorder::cast::Code::Output)
+            .collect();
+        let mut out = stdout.lock();
+        for frame in frames.iter().skip(shown) {
+            out.write_all(frame.data.as_bytes())?;
+        }
+        out.flush()?;
+        shown = shown.max(frames.len());
+        if let Some(manifest) = &recording.manifest {
+            writeln!(
+                out,
+                "\r\n[otgate] session {id} ended: {}\r",
+                manifest.end_reason.describe()
+            )?;
+            return Ok(());
+        }
+        drop(out);
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 async fn act(client: &Client, id: &str, body: &serde_json::Value) -> Result<RecordedSession> {

@@ -447,6 +447,7 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
         &["sessions", "kill", &live, "--reason", "mine"],
         "may not act",
     );
+    let watcher = eng1.spawn(&["sessions", "watch", &live]);
     eng1.ok(&[
         "sessions",
         "freeze",
@@ -472,6 +473,17 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
     ] {
         assert!(stderr.contains(needle), "{needle} missing: {stderr}");
     }
+    // The engineer watching saw the same, and the end.
+    let watched = watcher.wait_with_output().unwrap();
+    let watched = String::from_utf8_lossy(&watched.stdout);
+    assert!(
+        watched.contains("frozen by eng1: checking the change ticket"),
+        "{watched}"
+    );
+    assert!(
+        watched.contains(&format!("session {live} ended")),
+        "{watched}"
+    );
     eng1.refused(
         &["sessions", "kill", &live, "--reason", "again"],
         "not live",
