@@ -50,6 +50,44 @@ struct Typed {
     closed: bool,
 }
 
+/// Puts a command's decision on the session's record; a denial is also an event.
+async fn judge_command(
+    shared: &Shared,
+    recorder: &SessionRecorder,
+    session: &str,
+    grant: &otgate_policy::Grant,
+    command: &str,
+    decision: &Decision,
+) {
+    let (verdict, reason) = match decision {
+        Decision::Allow { .. } => (Verdict::Allowed, None),
+        Decision::Deny { reason, .. } => (Verdict::Denied, Some(reason.to_string())),
+    };
+    record(
+        recorder,
+        SessionEvent::Command {
+            command: command.to_owned(),
+            verdict,
+            rule: Some(decision.rule().to_string()),
+            reason,
+        },
+    );
+    if verdict == Verdict::Denied {
+        shared
+            .report(
+                Event::now(EventKind::CommandDenied {
+                    session: session.to_owned(),
+                    grant: grant.id,
+                    command: command.to_owned(),
+                    decision: decision.to_string(),
+                })
+                .by(Some(grant.vendor.clone()))
+                .in_zone(Some(grant.zone.clone())),
+            )
+            .await;
+    }
+}
+
 /// Writes to the vendor's terminal, and records it.
 async fn say(vendor: &Vendor, recorder: &SessionRecorder, text: &str) {
     let _ = recorder.output_paced(text.as_bytes()).await;
@@ -262,43 +300,12 @@ impl ChannelTask {
                 )
                 .await;
         }
-        match &decision {
-            Decision::Allow { rule } => record(
-                recorder,
-                SessionEvent::Command {
-                    command: command_text.clone(),
-                    verdict: Verdict::Allowed,
-                    rule: Some(rule.to_string()),
-                    reason: None,
-                },
-            ),
-            Decision::Deny { rule, reason } => {
-                record(
-                    recorder,
-                    SessionEvent::Command {
-                        command: command_text.clone(),
-                        verdict: Verdict::Denied,
-                        rule: Some(rule.to_string()),
-                        reason: Some(reason.to_string()),
-                    },
-                );
-                self.shared
-                    .report(
-                        Event::now(EventKind::CommandDenied {
-                            session: id.to_owned(),
-                            grant: grant.id,
-                            command: command_text,
-                            decision: decision.to_string(),
-                        })
-                        .by(Some(grant.vendor.clone()))
-                        .in_zone(Some(grant.zone.clone())),
-                    )
-                    .await;
-                let message = format!("grant {} {decision}", grant.id);
-                let _ = recorder.output(format!("otgate: {message}\r\n").as_bytes());
-                end_with(channel, &message, 126).await;
-                return (EndReason::Closed, format!("command denied: {decision}"));
-            }
+        judge_command(&self.shared, recorder, id, grant, &command_text, &decision).await;
+        if !decision.is_allowed() {
+            let message = format!("grant {} {decision}", grant.id);
+            let _ = recorder.output(format!("otgate: {message}\r\n").as_bytes());
+            end_with(channel, &message, 126).await;
+            return (EndReason::Closed, format!("command denied: {decision}"));
         }
 
         let upstream = match self.connect(access).await {
@@ -478,45 +485,12 @@ impl ChannelTask {
         let mut typed = Typed::default();
         let grant = &access.grant;
         let decision = grant.scope.check(&Operation::Exec(line.as_bytes()));
-        if let Decision::Deny { rule, reason } = &decision {
-            record(
-                recorder,
-                SessionEvent::Command {
-                    command: line.to_owned(),
-                    verdict: Verdict::Denied,
-                    rule: Some(rule.to_string()),
-                    reason: Some(reason.to_string()),
-                },
-            );
-            self.shared
-                .report(
-                    Event::now(EventKind::CommandDenied {
-                        session: id.to_owned(),
-                        grant: grant.id,
-                        command: line.to_owned(),
-                        decision: decision.to_string(),
-                    })
-                    .by(Some(grant.vendor.clone()))
-                    .in_zone(Some(grant.zone.clone())),
-                )
-                .await;
-            say(
-                vendor,
-                recorder,
-                &format!("otgate: not run: grant {} {decision}\r\n", grant.id),
-            )
-            .await;
+        judge_command(&self.shared, recorder, id, grant, line, &decision).await;
+        if !decision.is_allowed() {
+            let notice = format!("otgate: not run: grant {} {decision}\r\n", grant.id);
+            say(vendor, recorder, &notice).await;
             return typed;
         }
-        record(
-            recorder,
-            SessionEvent::Command {
-                command: line.to_owned(),
-                verdict: Verdict::Allowed,
-                rule: Some(decision.rule().to_string()),
-                reason: None,
-            },
-        );
         let upstream = match self.connect(access).await {
             Ok(upstream) => upstream,
             Err(message) => {
@@ -646,48 +620,13 @@ impl Judge<'_> {
                 }
                 let grant = &access.grant;
                 let decision = grant.scope.check(&Operation::Exec(line.as_bytes()));
-                match &decision {
-                    Decision::Allow { rule } => {
-                        record(
-                            recorder,
-                            SessionEvent::Command {
-                                command: line,
-                                verdict: Verdict::Allowed,
-                                rule: Some(rule.to_string()),
-                                reason: None,
-                            },
-                        );
-                        guard.judged(true)
-                    }
-                    Decision::Deny { rule, reason } => {
-                        record(
-                            recorder,
-                            SessionEvent::Command {
-                                command: line.clone(),
-                                verdict: Verdict::Denied,
-                                rule: Some(rule.to_string()),
-                                reason: Some(reason.to_string()),
-                            },
-                        );
-                        let notice =
-                            format!("\r\notgate: not run: grant {} {decision}\r\n", grant.id);
-                        let _ = recorder.output(notice.as_bytes());
-                        let _ = vendor.data(notice.as_bytes()).await;
-                        self.shared
-                            .report(
-                                Event::now(EventKind::CommandDenied {
-                                    session: self.session.to_owned(),
-                                    grant: grant.id,
-                                    command: line,
-                                    decision: decision.to_string(),
-                                })
-                                .by(Some(grant.vendor.clone()))
-                                .in_zone(Some(grant.zone.clone())),
-                            )
-                            .await;
-                        guard.judged(false)
-                    }
+                judge_command(self.shared, recorder, self.session, grant, &line, &decision).await;
+                if !decision.is_allowed() {
+                    let notice = format!("\r\notgate: not run: grant {} {decision}\r\n", grant.id);
+                    let _ = recorder.output(notice.as_bytes());
+                    let _ = vendor.data(notice.as_bytes()).await;
                 }
+                guard.judged(decision.is_allowed())
             }
         }
     }
