@@ -7,6 +7,7 @@ mod channel;
 mod console;
 mod forward;
 mod login;
+pub mod sftp;
 mod shellguard;
 mod upstream;
 
@@ -476,10 +477,34 @@ impl server::Handler for Connection {
     async fn subsystem_request(
         &mut self,
         channel: ChannelId,
-        _: &str,
+        name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        session.channel_failure(channel)
+        // SFTP when the scope allows at least downloads; nothing else.
+        let allowed = name == "sftp"
+            && self.login.as_ref().is_some_and(|login| {
+                login.outcome.as_ref().is_ok_and(|access| {
+                    access
+                        .grant
+                        .scope
+                        .check(&otgate_policy::Operation::Sftp { write: false })
+                        .is_allowed()
+                })
+            });
+        if allowed {
+            session.channel_success(channel)
+        } else {
+            if let Some(login) = &self.login {
+                self.shared
+                    .report(Event::now(EventKind::SessionRefused {
+                        user: login.user.clone(),
+                        grant: login.outcome.as_ref().ok().map(|a| a.grant.id),
+                        reason: format!("subsystem {name} refused: the grant does not allow it"),
+                    }))
+                    .await;
+            }
+            session.channel_failure(channel)
+        }
     }
 }
 

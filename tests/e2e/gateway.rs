@@ -290,6 +290,60 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
         "{screen}"
     );
     assert!(screen.contains("otgate: not run: grant"), "{screen}");
+    // SFTP with the read-only grant: downloads work, uploads are refused by the gateway.
+    let (host, port) = gateway.rsplit_once(':').unwrap();
+    let downloaded = demo.dir.path().join("downloaded");
+    let upload_target = format!("/tmp/otgate-e2e-upload-{}", std::process::id());
+    let batch = demo.dir.path().join("sftp-batch");
+    std::fs::write(
+        &batch,
+        format!(
+            "get {} {}\n-put {} {upload_target}\n",
+            marker.display(),
+            downloaded.display(),
+            batch.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("sftp")
+        .args(["-F", "/dev/null", "-i"])
+        .arg(&key)
+        .arg("-o")
+        .arg(format!("CertificateFile={}", certificate.display()))
+        .args([
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-P",
+            port,
+            "-b",
+        ])
+        .arg(&batch)
+        .arg(format!("{login}@{host}"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&downloaded).unwrap(),
+        "intact",
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("dest open \"{upload_target}\": Permission denied")),
+        "{stderr}"
+    );
+    assert!(
+        !std::path::Path::new(&upload_target).exists(),
+        "the upload reached the asset"
+    );
+
     vendor.ok(&[
         "grant",
         "cert",
@@ -582,6 +636,10 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
         std::thread::sleep(Duration::from_millis(500));
     }
     let events = auditor.ok(&["events"]);
+    assert!(
+        events.contains("sftp: open /tmp/otgate-e2e-upload-"),
+        "the refused upload is an event"
+    );
     for kind in [
         "session_started",
         "session_ended",

@@ -13,9 +13,11 @@ use time::OffsetDateTime;
 
 use otgate_policy::{Decision, Event, EventKind, Operation};
 use otgate_recorder::layout::new_session_id;
+use otgate_recorder::model::Direction;
 use otgate_recorder::{EndReason, SessionEvent, SessionInfo, SessionRecorder, Verdict};
 
 use super::console::{Action, Editor};
+use super::sftp;
 use super::shellguard::{Expired, ShellGuard, Step};
 use super::upstream::{self, Upstream};
 use super::{Access, Login, Shared, env_allowed};
@@ -25,6 +27,8 @@ use crate::registry::Registered;
 enum Mode {
     Exec(Vec<u8>),
     Shell,
+    /// The SFTP subsystem (accepted by the handler only when the scope allows downloads).
+    Sftp,
 }
 
 struct Pty {
@@ -139,6 +143,9 @@ impl ChannelTask {
                 }
                 Some(ChannelMsg::Exec { command, .. }) => break Mode::Exec(command),
                 Some(ChannelMsg::RequestShell { .. }) => break Mode::Shell,
+                Some(ChannelMsg::RequestSubsystem { name, .. }) if name == "sftp" => {
+                    break Mode::Sftp;
+                }
                 Some(ChannelMsg::Eof | ChannelMsg::Close) | None => return,
                 Some(_) => {}
             }
@@ -205,6 +212,7 @@ impl ChannelTask {
         let mode_name = match &mode {
             Mode::Exec(_) => "exec",
             Mode::Shell => "shell",
+            Mode::Sftp => "sftp",
         };
         self.shared
             .report(
@@ -275,10 +283,12 @@ impl ChannelTask {
         let decision = match &mode {
             Mode::Exec(command) => grant.scope.check(&Operation::Exec(command)),
             Mode::Shell => grant.scope.check(&Operation::Shell),
+            Mode::Sftp => grant.scope.check(&Operation::Sftp { write: false }),
         };
         let command_text = match &mode {
             Mode::Exec(command) => String::from_utf8_lossy(command).into_owned(),
             Mode::Shell => "(interactive shell)".into(),
+            Mode::Sftp => "(sftp)".into(),
         };
         // A grant with commands but no shell gets the gateway's console instead.
         let console_commands: Vec<String> = grant
@@ -338,14 +348,34 @@ impl ChannelTask {
             let _ = asset_channel.set_env(false, name, value).await;
         }
         let mode_is_shell = matches!(mode, Mode::Shell);
+        let mode_is_sftp = matches!(mode, Mode::Sftp);
         let started = match mode {
             Mode::Exec(command) => asset_channel.exec(true, command).await,
             Mode::Shell => asset_channel.request_shell(true).await,
+            Mode::Sftp => asset_channel.request_subsystem(true, "sftp").await,
         };
         if let Err(e) = started {
             let message = format!("the asset did not start the session: {e}");
             end_with(channel, &message, 1).await;
             return (EndReason::AssetClosed, message);
+        }
+        if mode_is_sftp {
+            let write = grant
+                .scope
+                .check(&Operation::Sftp { write: true })
+                .is_allowed();
+            return self
+                .sftp(
+                    reader,
+                    channel,
+                    asset_channel,
+                    access,
+                    registered,
+                    recorder,
+                    id,
+                    write,
+                )
+                .await;
         }
         let guard = match (&mode_is_shell, &pty) {
             (true, Some(pty)) => Some(ShellGuard::new(pty.cols, pty.rows)),
@@ -366,6 +396,118 @@ impl ChannelTask {
             judge,
         )
         .await
+    }
+
+    /// Relays SFTP through the scope's filter: changes refused when only downloads are
+    /// allowed; every file's name and bytes on the record.
+    #[allow(clippy::too_many_arguments)]
+    async fn sftp(
+        &self,
+        mut vendor_read: ChannelReadHalf,
+        vendor: &Vendor,
+        asset: Channel<russh::client::Msg>,
+        access: &Access,
+        registered: &Registered,
+        recorder: &SessionRecorder,
+        id: &str,
+        write: bool,
+    ) -> (EndReason, String) {
+        let grant = &access.grant;
+        let (mut asset_read, asset_write) = asset.split();
+        let mut filter = sftp::Filter::new(write);
+        let (mut from_vendor, mut from_asset) = (Vec::new(), Vec::new());
+        let mut failure = recorder.failure();
+        let malformed =
+            |e: sftp::Malformed| (EndReason::Closed, format!("malformed SFTP: {}", e.0));
+        loop {
+            tokio::select! {
+                _ = registered.token.cancelled() => {
+                    let why = registered.ended.lock().ok().and_then(|r| r.clone()).unwrap_or_else(|| access.end_reason());
+                    let _ = vendor.close().await;
+                    let _ = asset_write.close().await;
+                    return (EndReason::Terminated { by: "otgate".into(), reason: why.clone() }, why);
+                }
+                _ = failure.changed() => {
+                    let _ = vendor.close().await;
+                    let _ = asset_write.close().await;
+                    return (EndReason::RecordingFailed { reason: "the recorder failed".into() }, "recording failed".into());
+                }
+                message = vendor_read.wait() => match message {
+                    Some(ChannelMsg::Data { data }) => {
+                        from_vendor.extend_from_slice(&data);
+                        let packets = match sftp::packets(&mut from_vendor) {
+                            Ok(packets) => packets,
+                            Err(e) => {
+                                let _ = vendor.close().await;
+                                let _ = asset_write.close().await;
+                                return malformed(e);
+                            }
+                        };
+                        for packet in packets {
+                            if let Some(done) = filter.closed(&packet) {
+                                record(recorder, SessionEvent::FileTransfer {
+                                    path: done.path,
+                                    direction: if done.write { Direction::Upload } else { Direction::Download },
+                                    bytes: done.bytes,
+                                    verdict: Verdict::Allowed,
+                                });
+                            }
+                            match filter.vendor_packet(&packet) {
+                                Ok(sftp::Verdict::Forward) => {
+                                    let _ = asset_write.data(&packet[..]).await;
+                                }
+                                Ok(sftp::Verdict::Refuse { reply, what }) => {
+                                    let decision = grant.scope.check(&Operation::Sftp { write: true });
+                                    judge_command(&self.shared, recorder, id, grant, &format!("sftp: {what}"), &decision).await;
+                                    let _ = vendor.data(&reply[..]).await;
+                                }
+                                Err(e) => {
+                                    let _ = vendor.close().await;
+                                    let _ = asset_write.close().await;
+                                    return malformed(e);
+                                }
+                            }
+                        }
+                    }
+                    Some(ChannelMsg::Eof) => {
+                        let _ = asset_write.eof().await;
+                    }
+                    Some(ChannelMsg::Close) | None => {
+                        let _ = asset_write.close().await;
+                        return (EndReason::Closed, "sftp closed by the vendor".into());
+                    }
+                    Some(_) => {}
+                },
+                message = asset_read.wait() => match message {
+                    Some(ChannelMsg::Data { data }) => {
+                        from_asset.extend_from_slice(&data);
+                        if let Ok(packets) = sftp::packets(&mut from_asset) {
+                            for packet in packets {
+                                filter.asset_packet(&packet);
+                            }
+                        } else {
+                            from_asset.clear();
+                        }
+                        let _ = vendor.data(&data[..]).await;
+                    }
+                    Some(ChannelMsg::ExitStatus { exit_status }) => {
+                        let _ = vendor.exit_status(exit_status).await;
+                    }
+                    Some(ChannelMsg::Eof) => {
+                        let _ = vendor.eof().await;
+                    }
+                    Some(ChannelMsg::Failure) => {
+                        let _ = vendor.close().await;
+                        return (EndReason::AssetClosed, "the asset refused the SFTP subsystem".into());
+                    }
+                    Some(ChannelMsg::Close) | None => {
+                        let _ = vendor.close().await;
+                        return (EndReason::AssetClosed, "sftp closed by the asset".into());
+                    }
+                    Some(_) => {}
+                },
+            }
+        }
     }
 
     /// The gateway's console: edits lines locally, runs allowed ones on the asset.
@@ -787,6 +929,11 @@ async fn relay(
                 }
                 Some(ChannelMsg::Eof) => {
                     let _ = vendor.eof().await;
+                }
+                Some(ChannelMsg::Failure) => {
+                    let message = "the asset refused the request";
+                    end_with(vendor, message, 1).await;
+                    return (EndReason::AssetClosed, message.into());
                 }
                 Some(ChannelMsg::Close) | None => {
                     let _ = vendor.eof().await;

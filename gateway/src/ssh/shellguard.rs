@@ -121,14 +121,28 @@ impl ShellGuard {
         }
     }
 
+    /// The logical line under the cursor: its row joined with the rows that wrap into it.
     fn cursor_row(&self) -> String {
         let screen = self.parser.screen();
         let (row, _) = screen.cursor_position();
         let cols = screen.size().1.get();
-        screen
-            .rows(0, cols)
-            .nth(usize::from(row))
-            .unwrap_or_default()
+        let rows: Vec<String> = screen.rows(0, cols).collect();
+        let mut first = row;
+        while first > 0 && screen.row_wrapped(first - 1) {
+            first -= 1;
+        }
+        (first..=row)
+            .filter_map(|r| rows.get(usize::from(r)).cloned())
+            .collect()
+    }
+
+    /// Whether the text before the cursor ends like a shell prompt.
+    fn at_prompt(&self) -> bool {
+        let before = self.before_cursor();
+        ["$ ", "# ", "% ", "> "]
+            .iter()
+            .any(|end| before.ends_with(end))
+            || ["$", "#", "%", ">"].iter().any(|end| before.ends_with(end))
     }
 
     fn before_cursor(&self) -> String {
@@ -177,6 +191,15 @@ impl ShellGuard {
                 // Still held until judged.
                 self.wait = Some((Wait::Judge, Instant::now() + MAX_HOLD, Instant::now()));
                 Expired::Judge
+            }
+            // Quiet, but no prompt yet: keep waiting, up to the longest hold.
+            Some((wait @ (Wait::Settle | Wait::FirstPrompt), _, since))
+                if !self.at_prompt()
+                    && !self.parser.screen().alternate_screen()
+                    && since.elapsed() < MAX_HOLD =>
+            {
+                self.wait = Some((wait, Instant::now() + SETTLE, since));
+                Expired::Settled(Vec::new())
             }
             Some((Wait::Settle | Wait::FirstPrompt, ..)) | None => match self.drain() {
                 Step::Forward(bytes) => Expired::Settled(bytes),
