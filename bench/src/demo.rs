@@ -105,6 +105,11 @@ impl Demo {
     pub fn dir(&self) -> &std::path::Path {
         &self.dir
     }
+
+    /// The demo process (broker, web and gateway in one).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Demo {

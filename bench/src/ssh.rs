@@ -52,7 +52,7 @@ fn sshd(dir: &Path) -> Result<Sshd> {
         .port();
     let config = format!(
         "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
-         PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n",
+         PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\nMaxStartups 500\nMaxSessions 500\n",
         host.display(),
         d = dir.display()
     );
@@ -149,6 +149,37 @@ async fn grant(
     Ok(id)
 }
 
+/// CPU seconds (user + system) the process has used so far.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let after = stat.rsplit_once(')').context("stat")?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks =
+        |i: usize| -> Result<f64> { Ok(fields.get(i).context("stat field")?.parse::<f64>()?) };
+    let tck = String::from_utf8(Command::new("getconf").arg("CLK_TCK").output()?.stdout)?
+        .trim()
+        .parse::<f64>()
+        .unwrap_or(100.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Ok((ticks(11)? + ticks(12)?) / tck)
+}
+
+/// Resident memory of the process, in bytes.
+fn rss_bytes(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("VmRSS")?;
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .context("VmRSS value")?
+        .parse()?;
+    Ok(kib * 1024)
+}
+
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples.get(samples.len() / 2).copied().unwrap_or_default()
@@ -191,6 +222,40 @@ pub async fn run(megabytes: u64, rounds: usize) -> Result<()> {
     let via_gateway = || ssh(gateway_port, &login, &key, Some(&certificate));
     let direct = || ssh(&direct_port, &me, &asset.service_key, None);
 
+    // Memory per idle session, first, while the process is fresh: before and with N idle
+    // sessions.
+    let idle = rounds * 5;
+    let before = rss_bytes(demo.pid())?;
+    let mut clients = Vec::new();
+    for _ in 0..idle {
+        clients.push(
+            via_gateway()
+                .arg("sleep 600")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+        );
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let mut alive = 0;
+    for client in &mut clients {
+        if matches!(client.try_wait(), Ok(None)) {
+            alive += 1;
+        }
+    }
+    let during = rss_bytes(demo.pid())?;
+    for client in &mut clients {
+        let _ = client.kill();
+        let _ = client.wait();
+    }
+    println!("idle sessions ({alive} of {idle} connected):");
+    println!(
+        "  gateway process memory  {:.1} MB before, {:.1} MB with them: {:.2} MB per idle session",
+        before as f64 / 1e6,
+        during as f64 / 1e6,
+        during.saturating_sub(before) as f64 / 1e6 / alive.max(1) as f64
+    );
+
     // Throughput.
     let bytes = megabytes * 1_000_000;
     let (mut d, mut g) = (Vec::new(), Vec::new());
@@ -198,6 +263,10 @@ pub async fn run(megabytes: u64, rounds: usize) -> Result<()> {
         d.push(pull(direct(), bytes)?);
         g.push(pull(via_gateway(), bytes)?);
     }
+    let cpu_before = cpu_seconds(demo.pid())?;
+    let extra = pull(via_gateway(), bytes)?;
+    let cpu_per_gb = (cpu_seconds(demo.pid())? - cpu_before) / (bytes as f64 / 1e9);
+    g.push(extra);
     let (d, g) = (median(d), median(g));
     let rate = |t: Duration| bytes as f64 / t.as_secs_f64() / 1e6;
     println!("throughput, {megabytes} MB of terminal text (median of 3):");
@@ -206,6 +275,9 @@ pub async fn run(megabytes: u64, rounds: usize) -> Result<()> {
         "  through the gateway  {:>8.1} MB/s   ratio {:.2}x direct",
         rate(g),
         d.as_secs_f64() / g.as_secs_f64()
+    );
+    println!(
+        "  gateway process CPU  {cpu_per_gb:>8.2} s per GB relayed (both ciphers, relay, recording with zstd)"
     );
 
     // Connect and exec.
@@ -257,5 +329,6 @@ pub async fn run(megabytes: u64, rounds: usize) -> Result<()> {
         "  {}",
         summarize(&latencies).line("revoke -> vendor's ssh exits")
     );
+
     Ok(())
 }
