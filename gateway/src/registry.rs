@@ -56,9 +56,9 @@ impl Registry {
         vendor: &str,
         asset: &str,
         parent: &CancellationToken,
-        ended: Arc<Mutex<Option<String>>>,
     ) -> Registered {
         let token = parent.child_token();
+        let ended = Arc::new(Mutex::new(None));
         let (frozen, watcher) = watch::channel(None);
         if let Ok(mut sessions) = self.sessions.lock() {
             sessions.insert(

@@ -26,7 +26,7 @@ use otgate_policy::{Asset, Endpoint, Event, EventKind, Grant, Protocol};
 use otgate_recorder::Recorder;
 
 use crate::control::{ControlPlane, GatewayError};
-use crate::registry::Registry;
+use crate::registry::{Registered, Registry};
 use login::{check_certificate, check_pick, list_grants, parse_login, pick_grant};
 use upstream::Upstream;
 
@@ -80,11 +80,12 @@ pub(crate) struct Access {
 }
 
 impl Access {
-    fn end_reason(&self) -> String {
-        self.ended
-            .lock()
-            .ok()
-            .and_then(|reason| reason.clone())
+    /// Why a session of this access ended: its own reason (a kill), else the grant's or
+    /// the connection's (revocation, quarantine, window end), else shutdown.
+    fn end_reason(&self, session: &Registered) -> String {
+        [&session.ended, &self.ended]
+            .into_iter()
+            .find_map(|slot| slot.lock().ok().and_then(|reason| reason.clone()))
             .unwrap_or_else(|| "the gateway is shutting down".into())
     }
 }

@@ -6,7 +6,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{AssetSshd, Demo, OTGATE, peer_available, ssh_via_gateway};
+use crate::support::{AssetSshd, Demo, OTGATE, peer_available, sftp_via_gateway, ssh_via_gateway};
 
 #[test]
 fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable() {
@@ -291,7 +291,6 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
     );
     assert!(screen.contains("otgate: not run: grant"), "{screen}");
     // SFTP with the read-only grant: downloads work, uploads are refused by the gateway.
-    let (host, port) = gateway.rsplit_once(':').unwrap();
     let downloaded = demo.dir.path().join("downloaded");
     let upload_target = format!("/tmp/otgate-e2e-upload-{}", std::process::id());
     let batch = demo.dir.path().join("sftp-batch");
@@ -305,28 +304,7 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
         ),
     )
     .unwrap();
-    let out = std::process::Command::new("sftp")
-        .args(["-F", "/dev/null", "-i"])
-        .arg(&key)
-        .arg("-o")
-        .arg(format!("CertificateFile={}", certificate.display()))
-        .args([
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            "-P",
-            port,
-            "-b",
-        ])
-        .arg(&batch)
-        .arg(format!("{login}@{host}"))
+    let out = sftp_via_gateway(&gateway, &login, &key, &certificate, &batch)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

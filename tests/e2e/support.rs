@@ -429,8 +429,34 @@ impl Drop for AssetSshd {
 
 /// The stock `ssh` client through the gateway with a key and its certificate.
 pub fn ssh_via_gateway(gateway: &str, login: &str, key: &Path, certificate: &Path) -> Command {
+    client_via_gateway("ssh", "-p", &[], gateway, login, key, certificate)
+}
+
+/// The stock `sftp` client through the gateway, running the commands in `batch`.
+pub fn sftp_via_gateway(
+    gateway: &str,
+    login: &str,
+    key: &Path,
+    certificate: &Path,
+    batch: &Path,
+) -> Command {
+    let batch = ["-b", batch.to_str().unwrap()];
+    client_via_gateway("sftp", "-P", &batch, gateway, login, key, certificate)
+}
+
+/// An OpenSSH client (`ssh` or `sftp`, which spell the port flag differently) in batch mode
+/// with a key and its certificate, trusting any host key (the gateway's is fresh per test).
+fn client_via_gateway(
+    program: &str,
+    port_flag: &str,
+    extra: &[&str],
+    gateway: &str,
+    login: &str,
+    key: &Path,
+    certificate: &Path,
+) -> Command {
     let (host, port) = gateway.rsplit_once(':').unwrap();
-    let mut command = Command::new("ssh");
+    let mut command = Command::new(program);
     command
         .args(["-F", "/dev/null", "-i"])
         .arg(key)
@@ -447,9 +473,10 @@ pub fn ssh_via_gateway(gateway: &str, login: &str, key: &Path, certificate: &Pat
             "UserKnownHostsFile=/dev/null",
             "-o",
             "LogLevel=ERROR",
-            "-p",
+            port_flag,
             port,
         ])
+        .args(extra)
         .arg(format!("{login}@{host}"));
     command
 }

@@ -234,7 +234,6 @@ impl ChannelTask {
             grant.vendor.as_str(),
             grant.asset.as_str(),
             &access.token,
-            Arc::new(std::sync::Mutex::new(None)),
         );
         let (reason, words) = self
             .run_session(
@@ -422,7 +421,7 @@ impl ChannelTask {
         loop {
             tokio::select! {
                 _ = registered.token.cancelled() => {
-                    let why = registered.ended.lock().ok().and_then(|r| r.clone()).unwrap_or_else(|| access.end_reason());
+                    let why = access.end_reason(registered);
                     let _ = vendor.close().await;
                     let _ = asset_write.close().await;
                     return (EndReason::Terminated { by: "otgate".into(), reason: why.clone() }, why);
@@ -544,7 +543,7 @@ impl ChannelTask {
             } else {
                 tokio::select! {
                     _ = registered.token.cancelled() => {
-                        let why = registered.ended.lock().ok().and_then(|r| r.clone()).unwrap_or_else(|| access.end_reason());
+                        let why = access.end_reason(registered);
                         say(vendor, recorder, &format!("\r\notgate: session ended: {why}\r\n")).await;
                         let _ = vendor.exit_status(255).await;
                         let _ = vendor.close().await;
@@ -808,12 +807,7 @@ async fn relay(
                 }
             }
             _ = registered.token.cancelled() => {
-                let why = registered
-                    .ended
-                    .lock()
-                    .ok()
-                    .and_then(|r| r.clone())
-                    .unwrap_or_else(|| access.end_reason());
+                let why = access.end_reason(registered);
                 let notice = format!("\r\notgate: session ended: {why}\r\n");
                 let _ = recorder.output(notice.as_bytes());
                 let _ = vendor.extended_data(1, notice.as_bytes()).await;

@@ -143,7 +143,6 @@ pub(crate) async fn relay(
         grant.vendor.as_str(),
         grant.asset.as_str(),
         &access.token,
-        Arc::new(std::sync::Mutex::new(None)),
     );
     let mut stream = channel.into_stream();
     let mut failure = recorder.failure();
@@ -153,7 +152,7 @@ pub(crate) async fn relay(
             Err(e) => (EndReason::Closed, format!("forward ended: {e}")),
         },
         _ = registered.token.cancelled() => {
-            let why = registered.ended.lock().ok().and_then(|r| r.clone()).unwrap_or_else(|| access.end_reason());
+            let why = access.end_reason(&registered);
             (EndReason::Terminated { by: "otgate".into(), reason: why.clone() }, why)
         }
         _ = failure.changed() => (
