@@ -3,6 +3,7 @@
 //! to searchable text and indexed; retention deletes expired recordings and records an
 //! event for each.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,9 @@ use otgate_recorder::{Archive, Recording, SessionFile, Status, VerifyingKey, exp
 const TEXT_BUDGET: usize = 4 * 1024 * 1024;
 /// A recording without a manifest written to this recently counts as live.
 const LIVE_WINDOW: Duration = Duration::from_secs(60);
+/// A live session is re-read for the index at most this often (a bulk transfer seals many
+/// segments a second; each re-read reads and verifies the whole recording so far).
+const LIVE_REINDEX: Duration = Duration::from_secs(30);
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
@@ -39,12 +43,40 @@ pub struct Indexer {
     pub retention: Option<Duration>,
 }
 
-/// Where a recording stands, from its files alone.
-fn state_of(files: &[SessionFile], now: OffsetDateTime) -> SessionState {
+/// A session the gateway reported ended (a `session_ended` event): when its recording has no
+/// manifest (the recorder failed, or the node is shutting down), it is not live any more.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    /// When the gateway ended it.
+    pub at: OffsetDateTime,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// What the indexer remembers between passes.
+#[derive(Debug, Default)]
+pub struct Memory {
+    /// Sessions the gateway reported ended, by id.
+    ended: HashMap<String, Ended>,
+    /// When each live session was last indexed.
+    live: HashMap<String, OffsetDateTime>,
+}
+
+impl Memory {
+    /// Forgets what is needed no longer: past the live window a recording without a
+    /// manifest is incomplete anyway, and a live session is re-indexed within minutes.
+    fn prune(&mut self, now: OffsetDateTime) {
+        self.ended.retain(|_, e| now - e.at < LIVE_WINDOW * 2);
+        self.live.retain(|_, at| now - *at < LIVE_REINDEX * 10);
+    }
+}
+
+/// Where a recording stands, from its files and what the gateway reported.
+fn state_of(files: &[SessionFile], ended: Option<&Ended>, now: OffsetDateTime) -> SessionState {
     let last_write = files.iter().map(|f| f.modified).max().unwrap_or(now);
     if files.iter().any(|f| f.name == MANIFEST) {
         SessionState::Ended
-    } else if now - last_write < LIVE_WINDOW {
+    } else if ended.is_none() && now - last_write < LIVE_WINDOW {
         SessionState::Live
     } else {
         SessionState::Incomplete
@@ -62,7 +94,8 @@ fn is_open_segment(name: &str, files: &[SessionFile]) -> bool {
 
 /// Changes when a segment is sealed, the manifest appears, a sealed file changes, or the
 /// state changes: then the entry is rebuilt. The open segment's growth alone does not count,
-/// so a live session is re-read once per sealed segment, not on every flush.
+/// so a live session is re-read once per sealed segment, not on every flush (and at most
+/// every [`LIVE_REINDEX`]).
 fn fingerprint(files: &[SessionFile], state: SessionState) -> String {
     let mut listing = format!("{state:?}\n");
     for file in files {
@@ -84,6 +117,7 @@ fn entry(
     recording: &Recording,
     files: &[SessionFile],
     state: SessionState,
+    ended: Option<&Ended>,
 ) -> Option<SessionIndex> {
     let info = recording.info.as_ref()?;
     let v = &recording.verification;
@@ -105,8 +139,10 @@ fn entry(
         protocol: info.protocol.clone(),
         client: info.client.clone(),
         started_at: info.started_at,
-        ended_at: manifest.map(|m| m.ended_at),
-        end_reason: manifest.map(|m| m.end_reason.describe()),
+        ended_at: manifest.map(|m| m.ended_at).or(ended.map(|e| e.at)),
+        end_reason: manifest
+            .map(|m| m.end_reason.describe())
+            .or(ended.map(|e| e.reason.clone())),
         state,
         verification: match v.status {
             Status::Ok => "ok",
@@ -150,14 +186,23 @@ fn entry(
 
 impl Indexer {
     /// One pass: indexes every recording that changed; returns how many were indexed.
-    pub async fn index_once(&self) -> Result<usize> {
+    /// `memory` holds what the gateway reported and when live sessions were last indexed.
+    pub async fn index_once(&self, memory: &mut Memory) -> Result<usize> {
         let now = OffsetDateTime::now_utc();
         let mut indexed = 0;
         let known = self.broker.session_fingerprints().await?;
         for (id, files) in self.archive.sessions().await? {
-            let state = state_of(&files, now);
+            let gone = memory.ended.get(&id);
+            let state = state_of(&files, gone, now);
             let print = fingerprint(&files, state);
             if known.get(&id) == Some(&print) {
+                continue;
+            }
+            let recent = memory
+                .live
+                .get(&id)
+                .is_some_and(|at| now - *at < LIVE_REINDEX);
+            if state == SessionState::Live && recent {
                 continue;
             }
             let recording = match read(&self.archive, &id, Some(&self.key)).await {
@@ -167,10 +212,15 @@ impl Indexer {
                     continue;
                 }
             };
-            match entry(&recording, &files, state) {
+            match entry(&recording, &files, state, gone) {
                 Some(entry) => {
                     self.broker.index_session(entry).await?;
                     indexed += 1;
+                    if state == SessionState::Live {
+                        memory.live.insert(id, now);
+                    } else {
+                        memory.live.remove(&id);
+                    }
                 }
                 None => {
                     tracing::warn!(session = %id, findings = %recording.verification.render(), "recording has no readable first line; not indexed");
@@ -208,24 +258,30 @@ impl Indexer {
         retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A session that starts or ends is indexed at once, so engineers can act on it.
         let mut events = self.broker.subscribe();
+        let mut memory = Memory::default();
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
                 event = events.recv() => {
                     let relevant = match &event {
-                        Ok(stored) => matches!(
-                            stored.event.kind,
-                            EventKind::SessionStarted { .. } | EventKind::SessionEnded { .. }
-                        ),
+                        Ok(stored) => match &stored.event.kind {
+                            EventKind::SessionStarted { .. } => true,
+                            EventKind::SessionEnded { session, reason, .. } => {
+                                memory.ended.insert(session.clone(), Ended { at: stored.event.at, reason: reason.clone() });
+                                true
+                            }
+                            _ => false,
+                        },
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                     };
-                    if relevant && let Err(error) = self.index_once().await {
+                    if relevant && let Err(error) = self.index_once(&mut memory).await {
                         tracing::error!(%error, "indexing recordings failed");
                     }
                 }
                 _ = tick.tick() => {
-                    if let Err(error) = self.index_once().await {
+                    memory.prune(OffsetDateTime::now_utc());
+                    if let Err(error) = self.index_once(&mut memory).await {
                         tracing::error!(%error, "indexing recordings failed");
                     }
                 }
@@ -249,6 +305,28 @@ mod tests {
             size,
             modified: OffsetDateTime::UNIX_EPOCH,
         }
+    }
+
+    #[test]
+    fn a_recording_without_manifest_is_live_until_the_gateway_reports_its_end() {
+        let now = OffsetDateTime::UNIX_EPOCH + LIVE_WINDOW / 2;
+        let files = vec![file("terminal.000001.cast", 10)];
+        assert_eq!(state_of(&files, None, now), SessionState::Live);
+        let ended = Ended {
+            at: now,
+            reason: "recording failed: disk full".into(),
+        };
+        assert_eq!(
+            state_of(&files, Some(&ended), now),
+            SessionState::Incomplete
+        );
+        assert_eq!(
+            state_of(&files, None, now + LIVE_WINDOW),
+            SessionState::Incomplete
+        );
+        let mut sealed = files.clone();
+        sealed.push(file(MANIFEST, 100));
+        assert_eq!(state_of(&sealed, Some(&ended), now), SessionState::Ended);
     }
 
     #[test]

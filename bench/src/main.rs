@@ -3,7 +3,7 @@
 //! there is one.
 //!
 //! Usage: `cargo build --release && cargo run --release -p otgate-bench -- control-plane [N]`,
-//! `... -- ssh [MEGABYTES] [ROUNDS]`.
+//! `... -- ssh [MEGABYTES] [ROUNDS] [IDLE_SESSIONS]`.
 
 // A measuring harness: a broken fixture should stop it loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing)]
@@ -30,7 +30,8 @@ fn main() -> Result<()> {
         "ssh" => {
             let megabytes = args.next().map(|n| n.parse()).transpose()?.unwrap_or(200);
             let rounds = args.next().map(|n| n.parse()).transpose()?.unwrap_or(20);
-            runtime.block_on(ssh::run(megabytes, rounds))
+            let idle = args.next().map(|n| n.parse()).transpose()?.unwrap_or(100);
+            runtime.block_on(ssh::run(megabytes, rounds, idle))
         }
         other => bail!("unknown benchmark `{other}`: control-plane, ssh"),
     }

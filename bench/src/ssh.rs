@@ -1,8 +1,10 @@
-//! The SSH gateway against a direct connection to the same `sshd`, in one run: bulk
-//! throughput (terminal-like output through `ssh ... | head -c`), connect-and-exec latency,
-//! and revocation latency (from the revoke call returning to the vendor's ssh exiting).
-//! Recording is on, as always.
+//! The SSH gateway against a direct connection to the same `sshd`, in one run: memory per
+//! idle session, bulk throughput (terminal-like output through `ssh ... | head -c`) and CPU
+//! per GB, connect-and-exec latency, keystroke echo latency in a shell, and revocation
+//! latency (from the revoke call returning to the vendor's ssh exiting). Recording is on, as
+//! always.
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -149,8 +151,9 @@ async fn grant(
     Ok(id)
 }
 
-/// CPU seconds (user + system) the process has used so far.
-fn cpu_seconds(pid: u32) -> Result<f64> {
+/// CPU seconds (user + system) the process has used so far, and those of its children
+/// (and their descendants) that it has waited for.
+fn cpu_seconds(pid: u32) -> Result<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let after = stat.rsplit_once(')').context("stat")?.1;
@@ -161,8 +164,192 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
         .trim()
         .parse::<f64>()
         .unwrap_or(100.0);
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    Ok((ticks(11)? + ticks(12)?) / tck)
+    // utime, stime, cutime and cstime are fields 14 to 17 of the line, 12 to 15 after the
+    // name.
+    Ok((
+        (ticks(11)? + ticks(12)?) / tck,
+        (ticks(13)? + ticks(14)?) / tck,
+    ))
+}
+
+/// CPU used so far by the asset's sshd with everything it ran, the gateway, and the ssh
+/// clients this harness ran.
+#[derive(Clone, Copy)]
+struct Cpu {
+    sshd: f64,
+    gateway: f64,
+    clients: f64,
+}
+
+impl Cpu {
+    fn now(sshd: u32, gateway: u32) -> Result<Self> {
+        let (own, children) = cpu_seconds(sshd)?;
+        Ok(Self {
+            sshd: own + children,
+            gateway: cpu_seconds(gateway)?.0,
+            clients: cpu_seconds(std::process::id())?.1,
+        })
+    }
+
+    fn since(self, before: Self) -> Self {
+        Self {
+            sshd: self.sshd - before.sshd,
+            gateway: self.gateway - before.gateway,
+            clients: self.clients - before.clients,
+        }
+    }
+
+    /// What a direct connection costs: the gateway is not on its path.
+    fn direct(self) -> f64 {
+        self.sshd + self.clients
+    }
+
+    /// What a connection through the gateway costs.
+    fn through_gateway(self) -> f64 {
+        self.sshd + self.gateway + self.clients
+    }
+}
+
+/// Waits (at most 60 s) until the process is nearly idle (under 5% of a core over half a
+/// second), so that work left over from one measurement (closing and indexing recordings)
+/// is not counted in the next.
+fn quiesce(pid: u32) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let before = cpu_seconds(pid)?.0;
+        std::thread::sleep(Duration::from_millis(500));
+        if cpu_seconds(pid)?.0 - before < 0.025 {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Proportional memory (PSS) of the process and all its descendants, in bytes: shared pages
+/// are counted once across the tree.
+fn tree_pss_bytes(pid: u32) -> Result<u64> {
+    let mut total = 0;
+    let mut pending = vec![pid];
+    while let Some(pid) = pending.pop() {
+        let Ok(rollup) = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) else {
+            continue; // gone meanwhile
+        };
+        if let Some(line) = rollup.lines().find(|l| l.starts_with("Pss:")) {
+            let kib: u64 = line
+                .split_whitespace()
+                .nth(1)
+                .context("Pss value")?
+                .parse()?;
+            total += kib * 1024;
+        }
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))?.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            pending.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    Ok(total)
+}
+
+/// Opens `count` sessions that stay idle (`sleep`), `batch` at a time, each confirmed by a
+/// line it prints; returns the clients and how many are up.
+fn open_idle(make: &dyn Fn() -> Command, count: usize) -> Result<(Vec<Child>, usize)> {
+    const BATCH: usize = 25;
+    let mut clients = Vec::new();
+    let mut up = 0;
+    while clients.len() < count {
+        let mut batch = Vec::new();
+        for _ in 0..BATCH.min(count - clients.len()) {
+            batch.push(
+                make()
+                    .arg("echo up; exec sleep 900")
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()?,
+            );
+        }
+        for client in &mut batch {
+            let mut line = String::new();
+            if let Some(stdout) = client.stdout.as_mut() {
+                let _ = BufReader::new(stdout).read_line(&mut line);
+            }
+            if line.trim() == "up" {
+                up += 1;
+            }
+        }
+        clients.extend(batch);
+    }
+    Ok((clients, up))
+}
+
+fn close_all(clients: Vec<Child>) {
+    for mut client in clients {
+        let _ = client.kill();
+        let _ = client.wait();
+    }
+}
+
+/// Keystroke echo latency in an interactive shell on the asset (a pty, the user's shell with
+/// line editing): the time from writing one key to seeing it echoed, `keys` times.
+fn echo_latency(mut command: Command, keys: usize) -> Result<Vec<Duration>> {
+    let mut child = command
+        .arg("-tt")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut stdin = child.stdin.take().context("stdin")?;
+    let mut stdout = child.stdout.take().context("stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut stdout, &mut buffer) {
+            if n == 0 || tx.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |needle: &[u8]| -> Result<()> {
+        let mut seen = Vec::new();
+        loop {
+            let chunk = rx
+                .recv_timeout(Duration::from_secs(10))
+                .context("the shell stopped answering")?;
+            seen.extend_from_slice(&chunk);
+            if seen.windows(needle.len()).any(|w| w == needle) {
+                return Ok(());
+            }
+        }
+    };
+    let drain = || {
+        std::thread::sleep(Duration::from_millis(200));
+        while rx.try_recv().is_ok() {}
+    };
+    // The shell is ready when it has run a command (its echo spells the word differently).
+    stdin.write_all(b"echo RE''ADY\r")?;
+    wait_for(b"READY")?;
+    drain();
+    let mut samples = Vec::with_capacity(keys);
+    for i in 0..keys {
+        let key = b'a' + (i % 26) as u8;
+        let start = Instant::now();
+        stdin.write_all(&[key])?;
+        stdin.flush()?;
+        wait_for(&[key])?;
+        samples.push(start.elapsed());
+        if i % 40 == 39 {
+            stdin.write_all(b"\x15")?; // Ctrl-U: clear the line
+            drain();
+        }
+    }
+    stdin.write_all(b"\x15exit\r")?;
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(samples)
 }
 
 /// Resident memory of the process, in bytes.
@@ -185,7 +372,9 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples.get(samples.len() / 2).copied().unwrap_or_default()
 }
 
-pub async fn run(megabytes: u64, rounds: usize) -> Result<()> {
+/// Runs every measurement: `megabytes` per transfer, `rounds` for latencies, `idle`
+/// concurrent idle sessions.
+pub async fn run(megabytes: u64, rounds: usize, idle: usize) -> Result<()> {
     let demo = Demo::start()?;
     let dir = demo.dir().join("asset");
     std::fs::create_dir_all(&dir)?;
@@ -222,51 +411,56 @@ pub async fn run(megabytes: u64, rounds: usize) -> Result<()> {
     let via_gateway = || ssh(gateway_port, &login, &key, Some(&certificate));
     let direct = || ssh(&direct_port, &me, &asset.service_key, None);
 
-    // Memory per idle session, first, while the process is fresh: before and with N idle
-    // sessions.
-    let idle = rounds * 5;
+    // Memory per idle session, first, while the process is fresh: before and with `idle`
+    // idle sessions, against the same number straight to sshd (its whole process tree).
+    let sshd_pid = asset.child.id();
     let before = rss_bytes(demo.pid())?;
-    let mut clients = Vec::new();
-    for _ in 0..idle {
-        clients.push(
-            via_gateway()
-                .arg("sleep 600")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?,
-        );
-    }
-    std::thread::sleep(Duration::from_secs(5));
-    let mut alive = 0;
-    for client in &mut clients {
-        if matches!(client.try_wait(), Ok(None)) {
-            alive += 1;
-        }
-    }
+    let (clients, up) = open_idle(&via_gateway, idle)?;
+    std::thread::sleep(Duration::from_secs(2));
     let during = rss_bytes(demo.pid())?;
-    for client in &mut clients {
-        let _ = client.kill();
-        let _ = client.wait();
-    }
-    println!("idle sessions ({alive} of {idle} connected):");
+    close_all(clients);
+    let direct_idle = idle.min(200);
+    std::thread::sleep(Duration::from_secs(2));
+    let sshd_before = tree_pss_bytes(sshd_pid)?;
+    let (clients, direct_up) = open_idle(&direct, direct_idle)?;
+    std::thread::sleep(Duration::from_secs(2));
+    let sshd_during = tree_pss_bytes(sshd_pid)?;
+    close_all(clients);
+    let per = |during: u64, before: u64, n: usize| {
+        during.saturating_sub(before) as f64 / 1e6 / n.max(1) as f64
+    };
+    let gateway_per = per(during, before, up);
+    let sshd_per = per(sshd_during, sshd_before, direct_up);
+    println!("idle sessions:");
     println!(
-        "  gateway process memory  {:.1} MB before, {:.1} MB with them: {:.2} MB per idle session",
+        "  gateway process (RSS)  {:.1} MB before, {:.1} MB with {up} of {idle} sessions up: {gateway_per:.2} MB per session",
         before as f64 / 1e6,
         during as f64 / 1e6,
-        during.saturating_sub(before) as f64 / 1e6 / alive.max(1) as f64
+    );
+    println!(
+        "  direct sshd (PSS of its process tree, {direct_up} of {direct_idle} up): {sshd_per:.2} MB per session; gateway/sshd {:.2}x",
+        gateway_per / sshd_per.max(f64::MIN_POSITIVE)
     );
 
-    // Throughput.
+    // Throughput, and the CPU each transfer costs: direct (sshd and what it runs, the
+    // client), through the gateway (the same, plus the gateway process).
     let bytes = megabytes * 1_000_000;
+    let gb = bytes as f64 / 1e9;
     let (mut d, mut g) = (Vec::new(), Vec::new());
+    let (mut dcpu, mut gcpu) = (Vec::new(), Vec::new());
+    let settle = || std::thread::sleep(Duration::from_millis(300));
+    quiesce(demo.pid())?;
     for _ in 0..3 {
+        let before = Cpu::now(sshd_pid, demo.pid())?;
         d.push(pull(direct(), bytes)?);
+        settle();
+        let middle = Cpu::now(sshd_pid, demo.pid())?;
+        dcpu.push(middle.since(before));
         g.push(pull(via_gateway(), bytes)?);
+        settle();
+        gcpu.push(Cpu::now(sshd_pid, demo.pid())?.since(middle));
+        quiesce(demo.pid())?;
     }
-    let cpu_before = cpu_seconds(demo.pid())?;
-    let extra = pull(via_gateway(), bytes)?;
-    let cpu_per_gb = (cpu_seconds(demo.pid())? - cpu_before) / (bytes as f64 / 1e9);
-    g.push(extra);
     let (d, g) = (median(d), median(g));
     let rate = |t: Duration| bytes as f64 / t.as_secs_f64() / 1e6;
     println!("throughput, {megabytes} MB of terminal text (median of 3):");
@@ -276,8 +470,25 @@ pub async fn run(megabytes: u64, rounds: usize) -> Result<()> {
         rate(g),
         d.as_secs_f64() / g.as_secs_f64()
     );
+    let med = |v: Vec<f64>| {
+        let mut v = v;
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or_default()
+    };
+    let direct_total = med(dcpu.iter().map(|c| c.direct() / gb).collect());
+    let gateway_total = med(gcpu.iter().map(|c| c.through_gateway() / gb).collect());
+    println!("CPU seconds per GB (median of 3):");
     println!(
-        "  gateway process CPU  {cpu_per_gb:>8.2} s per GB relayed (both ciphers, relay, recording with zstd)"
+        "  direct               {direct_total:>8.2} s   (sshd and its shell {:.2}, ssh client {:.2})",
+        med(dcpu.iter().map(|c| c.sshd / gb).collect()),
+        med(dcpu.iter().map(|c| c.clients / gb).collect()),
+    );
+    println!(
+        "  through the gateway  {gateway_total:>8.2} s   (gateway {:.2}: both ciphers, relay, recording with zstd, indexing; sshd {:.2}, client {:.2})   ratio {:.2}x direct",
+        med(gcpu.iter().map(|c| c.gateway / gb).collect()),
+        med(gcpu.iter().map(|c| c.sshd / gb).collect()),
+        med(gcpu.iter().map(|c| c.clients / gb).collect()),
+        gateway_total / direct_total.max(f64::MIN_POSITIVE)
     );
 
     // Connect and exec.
@@ -303,8 +514,23 @@ pub async fn run(megabytes: u64, rounds: usize) -> Result<()> {
         sg.p50.as_secs_f64() / sd.p50.as_secs_f64()
     );
 
-    // Revocation: from the revoke call returning to the vendor's ssh exiting.
-    let mut latencies = Vec::new();
+    // Keystroke echo in a shell.
+    let keys = rounds.max(50) * 4;
+    let (sd, sg) = (
+        summarize(&echo_latency(direct(), keys)?),
+        summarize(&echo_latency(via_gateway(), keys)?),
+    );
+    println!("keystroke echo in an interactive shell ({keys} keys):");
+    println!("  {}", sd.line("direct sshd"));
+    println!("  {}", sg.line("through the gateway"));
+    println!(
+        "  added by the gateway (p50) {:.2} ms",
+        (sg.p50.as_secs_f64() - sd.p50.as_secs_f64()) * 1e3
+    );
+
+    // Revocation: from the revoke call (sent, and returned) to the vendor's ssh exiting. The
+    // session often ends before the HTTP answer arrives: that counts as 0 after return.
+    let (mut from_sent, mut latencies) = (Vec::new(), Vec::new());
     let mut current = id;
     for _ in 0..rounds {
         let mut running = via_gateway()
@@ -314,6 +540,7 @@ pub async fn run(megabytes: u64, rounds: usize) -> Result<()> {
             .spawn()?;
         // Wait for the session to be live (the asset runs sleep).
         std::thread::sleep(Duration::from_millis(400));
+        let sent = Instant::now();
         eng1.post(
             &format!("/grants/{current}/revoke"),
             json!({ "reason": "bench" }),
@@ -321,10 +548,16 @@ pub async fn run(megabytes: u64, rounds: usize) -> Result<()> {
         .await?;
         let revoked = Instant::now();
         running.wait()?;
-        latencies.push(revoked.elapsed());
+        let exited = Instant::now();
+        from_sent.push(exited - sent);
+        latencies.push(exited.saturating_duration_since(revoked));
         current = grant(&vendor, &eng1, &public, &certificate).await?;
     }
-    println!("revocation to channel closed:");
+    println!("revocation to channel closed ({rounds} sessions):");
+    println!(
+        "  {}",
+        summarize(&from_sent).line("revoke sent -> vendor's ssh exits")
+    );
     println!(
         "  {}",
         summarize(&latencies).line("revoke -> vendor's ssh exits")

@@ -531,6 +531,8 @@ impl SshGateway {
             inactivity_timeout: Some(Duration::from_secs(3600)),
             keepalive_interval: Some(Duration::from_secs(30)),
             methods: MethodSet::from(&[MethodKind::PublicKey][..]),
+            // Keystrokes and their echo are single small packets: no Nagle delay.
+            nodelay: true,
             ..server::Config::default()
         };
         Self {

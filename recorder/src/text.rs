@@ -128,8 +128,12 @@ impl Screen {
     }
 }
 
+/// How much output, in multiples of the text budget, is rendered at most.
+const RENDER_FACTOR: usize = 16;
+
 /// The searchable text of the intact part of `recording`, at most about `budget` bytes of
-/// output text.
+/// output text, read from at most 16 times `budget` bytes of output (commands and events are
+/// always all there).
 pub fn fragments(recording: &Recording, budget: usize) -> Vec<TextFragment> {
     let (width, height) = recording
         .header
@@ -145,10 +149,17 @@ pub fn fragments(recording: &Recording, budget: usize) -> Vec<TextFragment> {
         budget,
     };
     let mut end = 0.0f64;
+    // Output that repeats itself adds no text but still costs rendering: stop after
+    // RENDER_FACTOR times the budget.
+    let mut render = budget.saturating_mul(RENDER_FACTOR);
     for frame in &recording.frames {
         end = end.max(frame.t);
         match frame.code {
-            Code::Output => screen.feed(frame.t, &frame.data),
+            Code::Output if screen.budget == 0 || render == 0 => {}
+            Code::Output => {
+                render = render.saturating_sub(frame.data.len());
+                screen.feed(frame.t, &frame.data);
+            }
             Code::Resize => {
                 if let Some((cols, rows)) = parse_size(&frame.data) {
                     screen.snapshot(frame.t, true);

@@ -59,16 +59,6 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
         session.login();
     }
 
-    // The admin puts the asset in the inventory, its host key pinned, its key in the vault.
-    admin.ok(&[
-        "vault",
-        "add",
-        "lab-ws-service",
-        "--kind",
-        "private-key",
-        "--file",
-        asset.service_key.to_str().unwrap(),
-    ]);
     // A plain TCP service on the asset (an echo server), for `ssh -L`.
     let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let echo_port = echo.local_addr().unwrap().port();
@@ -81,28 +71,15 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
             });
         }
     });
-    let me = String::from_utf8(
-        std::process::Command::new("id")
-            .arg("-un")
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let asset_file = demo.dir.path().join("lab-ws.toml");
-    std::fs::write(
-        &asset_file,
-        format!(
-            "name = \"lab-ws\"\nkind = \"ews\"\nlevel = \"3\"\nzone = \"site-ops\"\n\
-             endpoints = [{{ protocol = \"ssh\", host = \"127.0.0.1\", port = {port}, host_key = \"{key}\", credential = \"lab-ws-service\", user = \"{user}\" }}, \
-             {{ name = \"echo\", protocol = \"tcp\", host = \"127.0.0.1\", port = {echo_port} }}]\n",
-            port = asset.port,
-            key = asset.host_key,
-            user = me.trim()
-        ),
-    )
-    .unwrap();
-    admin.ok(&["assets", "add", asset_file.to_str().unwrap()]);
+    // The admin puts the asset in the inventory, its host key pinned, its key in the vault.
+    let me = asset.register(
+        &demo,
+        &admin,
+        "lab-ws",
+        &[format!(
+            "{{ name = \"echo\", protocol = \"tcp\", host = \"127.0.0.1\", port = {echo_port} }}"
+        )],
+    );
 
     // A maintenance grant, approved, and its certificate.
     let created = vendor.json(&[
@@ -285,10 +262,7 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
     let out = console.wait_with_output().unwrap();
     let screen = String::from_utf8_lossy(&out.stdout);
     assert!(screen.contains("otgate console: grant"), "{screen}");
-    assert!(
-        screen.contains(&format!("\r\n{}\r\n", me.trim())),
-        "{screen}"
-    );
+    assert!(screen.contains(&format!("\r\n{}\r\n", me)), "{screen}");
     assert!(screen.contains("otgate: not run: grant"), "{screen}");
     // SFTP with the read-only grant: downloads work, uploads are refused by the gateway.
     let downloaded = demo.dir.path().join("downloaded");
@@ -352,7 +326,7 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
              endpoints = [{{ protocol = \"ssh\", host = \"127.0.0.1\", port = {port}, host_key = \"{key}\", credential = \"lab-ws-service\", user = \"{user}\" }}]\n",
             port = asset.port,
             key = service_public.trim(),
-            user = me.trim()
+            user = me
         ),
     )
     .unwrap();

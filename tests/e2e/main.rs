@@ -13,5 +13,6 @@
 
 mod control_plane;
 mod gateway;
+mod gateway_endings;
 mod recordings;
 mod support;

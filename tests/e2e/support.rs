@@ -420,6 +420,49 @@ impl AssetSshd {
     }
 }
 
+impl AssetSshd {
+    /// Puts this sshd in the demo's inventory as `name` (level 3, zone site-ops): its host key
+    /// pinned, the service key vaulted as `<name>-service`, `extra` endpoints (TOML inline
+    /// tables) beside the ssh one. Returns the login user on the asset.
+    pub fn register(
+        &self,
+        demo: &Demo,
+        admin: &Session<'_>,
+        name: &str,
+        extra: &[String],
+    ) -> String {
+        let credential = format!("{name}-service");
+        admin.ok(&[
+            "vault",
+            "add",
+            &credential,
+            "--kind",
+            "private-key",
+            "--file",
+            self.service_key.to_str().unwrap(),
+        ]);
+        let me = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+        let mut endpoints = vec![format!(
+            "{{ protocol = \"ssh\", host = \"127.0.0.1\", port = {port}, host_key = \"{key}\", credential = \"{credential}\", user = \"{user}\" }}",
+            port = self.port,
+            key = self.host_key,
+            user = me.trim()
+        )];
+        endpoints.extend(extra.iter().cloned());
+        let file = demo.dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &file,
+            format!(
+                "name = \"{name}\"\nkind = \"ews\"\nlevel = \"3\"\nzone = \"site-ops\"\nendpoints = [{}]\n",
+                endpoints.join(", ")
+            ),
+        )
+        .unwrap();
+        admin.ok(&["assets", "add", file.to_str().unwrap()]);
+        me.trim().to_owned()
+    }
+}
+
 impl Drop for AssetSshd {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -54,6 +54,7 @@ pub(crate) async fn connect(
     let config = Arc::new(client::Config {
         inactivity_timeout: None,
         keepalive_interval: Some(Duration::from_secs(30)),
+        nodelay: true,
         ..client::Config::default()
     });
     let address = (endpoint.host.clone(), endpoint.port);

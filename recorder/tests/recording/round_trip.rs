@@ -190,6 +190,50 @@ async fn search_text_is_what_the_terminal_showed() {
 }
 
 #[tokio::test]
+async fn search_text_renders_a_bounded_amount_of_output_but_every_command() {
+    let local = local("text-budget", small(true));
+    let id = new_session_id();
+    let session = local
+        .recorder
+        .start(crate::support::info(&id))
+        .await
+        .unwrap();
+    session.output(b"first screen\r\n").unwrap();
+    // 64 KiB of the same line: no new text, only rendering work.
+    for _ in 0..1024 {
+        session
+            .output(&b"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy\r\n"[..])
+            .unwrap();
+    }
+    session.output(b"after the flood\r\n").unwrap();
+    session
+        .event(SessionEvent::Command {
+            command: "tail -f /var/log/historian.log".into(),
+            verdict: otgate_recorder::Verdict::Allowed,
+            rule: None,
+            reason: None,
+        })
+        .unwrap();
+    session.finish(EndReason::Closed).await.unwrap();
+    let recording = read(&local.archive, &id, None).await.unwrap();
+    let output = |budget: usize| {
+        let text = fragments(&recording, budget);
+        assert!(text.iter().any(|f| f.kind == TextKind::Command));
+        text.iter()
+            .filter(|f| f.kind == TextKind::Output)
+            .map(|f| f.text.clone())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    // A budget of 1 KiB renders at most 16 KiB of output: the line after the flood is not
+    // reached; with room, it is.
+    let bounded = output(1024);
+    assert!(bounded.contains("first screen"), "{bounded}");
+    assert!(!bounded.contains("after the flood"), "{bounded}");
+    assert!(output(1 << 20).contains("after the flood"));
+}
+
+#[tokio::test]
 async fn a_dropped_handle_still_gets_a_manifest() {
     let local = local("abandoned", small(true));
     let id = new_session_id();
