@@ -6,7 +6,9 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{AssetSshd, Demo, OTGATE, peer_available, sftp_via_gateway, ssh_via_gateway};
+use crate::support::{
+    AssetSshd, Demo, OTGATE, grant, live_session, peer_available, sftp_via_gateway, ssh_via_gateway,
+};
 
 #[test]
 fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable() {
@@ -82,32 +84,16 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
     );
 
     // A maintenance grant, approved, and its certificate.
-    let created = vendor.json(&[
-        "request",
-        "create",
-        "--asset",
-        "lab-ws",
-        "--protocol",
-        "ssh",
-        "--protocol",
-        "tcp",
-        "--scope",
-        "maintenance",
-        "--duration",
-        "1h",
-        "--reason",
-        "restart the historian agent",
-    ]);
-    let id = created["id"].as_i64().unwrap().to_string();
-    eng1.ok(&["request", "approve", &id]);
     let key = std::path::PathBuf::from(demo.user("vendor1")["ssh_key"].as_str().unwrap());
-    vendor.ok(&[
-        "grant",
-        "cert",
-        &id,
-        "--key",
-        &format!("{}.pub", key.display()),
-    ]);
+    let id = grant(
+        &vendor,
+        &eng1,
+        "lab-ws",
+        &["ssh", "tcp"],
+        "maintenance",
+        "1h",
+        &key,
+    );
     let certificate = std::path::PathBuf::from(format!("{}-cert.pub", key.display()));
     let login = "vendor1+lab-ws".to_owned();
 
@@ -220,31 +206,7 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "intact");
 
     // A read-only grant has commands but no shell: the gateway's console runs allowed lines.
-    let read_only = vendor.json(&[
-        "request",
-        "create",
-        "--asset",
-        "lab-ws",
-        "--protocol",
-        "ssh",
-        "--scope",
-        "read-only",
-        "--duration",
-        "1h",
-        "--reason",
-        "look at the logs",
-    ])["id"]
-        .as_i64()
-        .unwrap()
-        .to_string();
-    eng1.ok(&["request", "approve", &read_only]);
-    vendor.ok(&[
-        "grant",
-        "cert",
-        &read_only,
-        "--key",
-        &format!("{}.pub", key.display()),
-    ]);
+    grant(&vendor, &eng1, "lab-ws", &["ssh"], "read-only", "1h", &key);
     let mut console = ssh_via_gateway(&gateway, &login, &key, &certificate)
         .arg("-tt")
         .stdin(Stdio::piped())
@@ -331,31 +293,15 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
     )
     .unwrap();
     admin.ok(&["assets", "add", impostor.to_str().unwrap()]);
-    let second = vendor.json(&[
-        "request",
-        "create",
-        "--asset",
+    grant(
+        &vendor,
+        &eng1,
         "lab-ws-2",
-        "--protocol",
-        "ssh",
-        "--scope",
+        &["ssh"],
         "read-only",
-        "--duration",
         "1h",
-        "--reason",
-        "check the second workstation",
-    ])["id"]
-        .as_i64()
-        .unwrap()
-        .to_string();
-    eng1.ok(&["request", "approve", &second]);
-    vendor.ok(&[
-        "grant",
-        "cert",
-        &second,
-        "--key",
-        &format!("{}.pub", key.display()),
-    ]);
+        &key,
+    );
     let out = ssh_via_gateway(&gateway, "vendor1+lab-ws-2", &key, &certificate)
         .arg("uptime")
         .output()
@@ -435,20 +381,7 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let live = loop {
-        let live = eng1.json(&["sessions", "list", "--live"]);
-        if let Some(session) = live
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["asset"] == "lab-ws")
-        {
-            break session["id"].as_str().unwrap().to_owned();
-        }
-        assert!(Instant::now() < deadline, "the live session was not listed");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let live = live_session(&eng1, "lab-ws");
     vendor.refused(
         &["sessions", "kill", &live, "--reason", "mine"],
         "may not act",
@@ -530,31 +463,15 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
     assert!(!out.status.success());
 
     // A grant whose window ends within minutes warns the vendor.
-    let short = vendor.json(&[
-        "request",
-        "create",
-        "--asset",
+    let short = grant(
+        &vendor,
+        &eng1,
         "lab-ws",
-        "--protocol",
-        "ssh",
-        "--scope",
+        &["ssh"],
         "maintenance",
-        "--duration",
         "3m",
-        "--reason",
-        "a quick check",
-    ])["id"]
-        .as_i64()
-        .unwrap()
-        .to_string();
-    eng1.ok(&["request", "approve", &short]);
-    vendor.ok(&[
-        "grant",
-        "cert",
-        &short,
-        "--key",
-        &format!("{}.pub", key.display()),
-    ]);
+        &key,
+    );
     let out = ssh_via_gateway(&gateway, &login, &key, &certificate)
         .arg("sleep 1")
         .output()

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{AssetSshd, Demo, Session, peer_available, ssh_via_gateway};
+use crate::support::{AssetSshd, Demo, grant, live_session, peer_available, ssh_via_gateway};
 
 /// Files made immutable, made writable again on drop so the demo's folder can be removed.
 struct Immutable(Vec<PathBuf>);
@@ -54,60 +54,6 @@ fn wait_at_most(mut child: Child, limit: Duration, what: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// A maintenance grant on `asset` for `duration`, approved, with a certificate for `key`.
-fn grant(
-    vendor: &Session<'_>,
-    eng1: &Session<'_>,
-    asset: &str,
-    duration: &str,
-    key: &Path,
-) -> String {
-    let id = vendor.json(&[
-        "request",
-        "create",
-        "--asset",
-        asset,
-        "--protocol",
-        "ssh",
-        "--scope",
-        "maintenance",
-        "--duration",
-        duration,
-        "--reason",
-        "tune the historian",
-    ])["id"]
-        .as_i64()
-        .unwrap()
-        .to_string();
-    eng1.ok(&["request", "approve", &id]);
-    vendor.ok(&[
-        "grant",
-        "cert",
-        &id,
-        "--key",
-        &format!("{}.pub", key.display()),
-    ]);
-    id
-}
-
-/// The live session on `asset`, once the gateway lists it.
-fn live_session(eng1: &Session<'_>, asset: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let live = eng1.json(&["sessions", "list", "--live"]);
-        if let Some(session) = live
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["asset"] == asset)
-        {
-            return session["id"].as_str().unwrap().to_owned();
-        }
-        assert!(Instant::now() < deadline, "the live session was not listed");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn sessions_end_when_the_recorder_fails_and_when_the_grant_expires() {
     if !peer_available("ssh") || !peer_available(crate::support::SSHD) || !peer_available("chattr")
@@ -131,7 +77,15 @@ fn sessions_end_when_the_recorder_fails_and_when_the_grant_expires() {
 
     // Recorder failure: the session's recording files stop accepting writes; the next flush
     // fails and the gateway ends the session with the reason on the vendor's terminal.
-    let first = grant(&vendor, &eng1, "lab-ws", "1h", &key);
+    let first = grant(
+        &vendor,
+        &eng1,
+        "lab-ws",
+        &["ssh"],
+        "maintenance",
+        "1h",
+        &key,
+    );
     let running = ssh_via_gateway(&gateway, login, &key, &certificate)
         .arg("while :; do echo tick; sleep 0.2; done")
         .stdout(Stdio::piped())
@@ -187,7 +141,15 @@ fn sessions_end_when_the_recorder_fails_and_when_the_grant_expires() {
     // Grant expiry: a grant whose window ends while the vendor is connected. The vendor is
     // warned at login (the end is minutes away) and the session ends when the window does.
     let requested = Instant::now();
-    let short = grant(&vendor, &eng1, "lab-ws", "20s", &key);
+    let short = grant(
+        &vendor,
+        &eng1,
+        "lab-ws",
+        &["ssh"],
+        "maintenance",
+        "20s",
+        &key,
+    );
     let running = ssh_via_gateway(&gateway, login, &key, &certificate)
         .arg("sleep 120")
         .stdout(Stdio::piped())

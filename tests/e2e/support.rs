@@ -523,3 +523,51 @@ fn client_via_gateway(
         .arg(format!("{login}@{host}"));
     command
 }
+
+/// A grant on `asset` for `protocols` with the `scope` preset for `duration`, requested by
+/// `vendor`, approved by `engineer`, with a certificate for `key` (written beside it).
+pub fn grant(
+    vendor: &Session<'_>,
+    engineer: &Session<'_>,
+    asset: &str,
+    protocols: &[&str],
+    scope: &str,
+    duration: &str,
+    key: &Path,
+) -> String {
+    let mut args = vec!["request", "create", "--asset", asset];
+    for protocol in protocols {
+        args.extend(["--protocol", protocol]);
+    }
+    args.extend([
+        "--scope",
+        scope,
+        "--duration",
+        duration,
+        "--reason",
+        "maintenance by the vendor",
+    ]);
+    let id = vendor.json(&args)["id"].as_i64().unwrap().to_string();
+    engineer.ok(&["request", "approve", &id]);
+    let public = format!("{}.pub", key.display());
+    vendor.ok(&["grant", "cert", &id, "--key", &public]);
+    id
+}
+
+/// The live session on `asset`, once the gateway lists it.
+pub fn live_session(engineer: &Session<'_>, asset: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let live = engineer.json(&["sessions", "list", "--live"]);
+        if let Some(session) = live
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["asset"] == asset)
+        {
+            return session["id"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "the live session was not listed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
