@@ -10,6 +10,7 @@
 //! unrecorded.
 
 mod control;
+pub mod modbus;
 mod registry;
 pub mod ssh;
 

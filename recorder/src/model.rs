@@ -110,14 +110,31 @@ pub enum SessionEvent {
         unit: u8,
         /// Function code.
         function: u8,
-        /// Readable summary: `read holding 100..110`, `write holding 105 = [42]`.
+        /// Readable summary: `read holding registers 100-109`, `write holding registers 105
+        /// = [42]`.
         summary: String,
+        /// The table read or written: `coils`, `discrete inputs`, `holding registers`, `input
+        /// registers`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        table: Option<String>,
+        /// First address read or written (the write's, when a request does both).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start: Option<u16>,
+        /// Number of items read or written.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u16>,
+        /// Values written (registers; coils as 0 and 1).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        values: Vec<u16>,
         /// The decision.
         verdict: Verdict,
-        /// Exception code in the response.
+        /// Why, when denied.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// Exception code in the response (the PLC's, or the gateway's for a denial).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         exception: Option<u8>,
-        /// Round-trip time in microseconds.
+        /// Round-trip time in microseconds (PLC responses only).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rtt_us: Option<u64>,
     },
@@ -243,12 +260,20 @@ impl SessionEvent {
                 unit,
                 summary,
                 verdict: v,
+                reason,
                 exception,
+                rtt_us,
                 ..
             } => {
                 let mut line = format!("modbus unit {unit} {summary}: {}", verdict(v));
+                if let Some(reason) = reason {
+                    line.push_str(&format!(" ({reason})"));
+                }
                 if let Some(code) = exception {
                     line.push_str(&format!(", exception {code:02}"));
+                }
+                if let Some(us) = rtt_us {
+                    line.push_str(&format!(", {us} us"));
                 }
                 line
             }
