@@ -64,13 +64,43 @@ impl Shared {
             tracing::error!(%error, "a gateway event could not be stored");
         }
     }
+
+    /// Asks the control plane again whether the grant is usable now, before a new channel
+    /// opens: a revocation between two re-checks cannot open one. A refusal ends the
+    /// connection's sessions as the re-check would.
+    async fn confirm(&self, access: &Access) -> Result<(), String> {
+        let reason = if access.token.is_cancelled() {
+            access
+                .ended
+                .lock()
+                .ok()
+                .and_then(|slot| slot.clone())
+                .unwrap_or_else(|| "the grant is no longer usable".into())
+        } else {
+            match self
+                .control
+                .grant(access.grant.id, OffsetDateTime::now_utc())
+                .await
+            {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(refusal)) => refusal.0,
+                Err(e) => format!("the grant cannot be confirmed ({e})"),
+            }
+        };
+        if let Ok(mut slot) = access.ended.lock() {
+            slot.get_or_insert_with(|| reason.clone());
+        }
+        access.token.cancel();
+        Err(reason)
+    }
 }
 
 /// A usable grant, resolved at login.
 pub(crate) struct Access {
     grant: Grant,
     asset: Asset,
-    endpoint: Endpoint,
+    /// The asset's SSH endpoint; `None` when the asset is reached by forwarding only.
+    endpoint: Option<Endpoint>,
     /// Cancelled when the grant stops being usable, the gateway stops or the connection ends.
     token: CancellationToken,
     /// Why the token was cancelled, for the vendor's terminal.
@@ -174,6 +204,21 @@ async fn watch(
 }
 
 impl Connection {
+    /// Records a refused channel.
+    async fn refuse_channel(&self, user: &str, access: &Access, reason: String) {
+        self.shared
+            .report(
+                Event::now(EventKind::SessionRefused {
+                    user: user.to_owned(),
+                    grant: Some(access.grant.id),
+                    reason,
+                })
+                .by(Some(access.grant.vendor.clone()))
+                .in_zone(Some(access.grant.zone.clone())),
+            )
+            .await;
+    }
+
     async fn refuse(
         &self,
         user: &str,
@@ -208,12 +253,12 @@ impl Connection {
             }
             Err(e) => return Err(format!("the control plane is unavailable ({e})")),
         };
+        // A PLC has no SSH endpoint: its vendors log in for port forwarding only.
         let endpoint = asset
             .endpoints
             .iter()
             .find(|e| e.protocol == Protocol::Ssh)
-            .cloned()
-            .ok_or_else(|| format!("asset {} has no SSH endpoint", asset.name))?;
+            .cloned();
         let token = self.shared.shutdown.child_token();
         let ended = Arc::new(Mutex::new(None));
         let (notice, _) = tokio::sync::watch::channel(None);
@@ -352,6 +397,16 @@ impl server::Handler for Connection {
         let Some(login) = self.login.clone() else {
             return Ok(());
         };
+        if let Ok(access) = &login.outcome
+            && let Err(reason) = self.shared.confirm(access).await
+        {
+            self.refuse_channel(&login.user, access, format!("session refused: {reason}"))
+                .await;
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        }
         reply.accept().await;
         let task = channel::ChannelTask {
             shared: self.shared.clone(),
@@ -383,7 +438,11 @@ impl server::Handler for Connection {
                 .await;
             return Ok(());
         };
-        let decided = match forward::decide(access, host, port) {
+        let decided = match self.shared.confirm(access).await {
+            Ok(()) => forward::decide(access, host, port),
+            Err(reason) => Err(reason),
+        };
+        let decided = match decided {
             Ok(endpoint) => forward::connect(&endpoint).await.map(|tcp| (endpoint, tcp)),
             Err(reason) => Err(reason),
         };
@@ -399,17 +458,7 @@ impl server::Handler for Connection {
             }
             Err(reason) => {
                 let reason = format!("port forward to {host}:{port} refused: {reason}");
-                self.shared
-                    .report(
-                        Event::now(EventKind::SessionRefused {
-                            user: login.user.clone(),
-                            grant: Some(access.grant.id),
-                            reason,
-                        })
-                        .by(Some(access.grant.vendor.clone()))
-                        .in_zone(Some(access.grant.zone.clone())),
-                    )
-                    .await;
+                self.refuse_channel(&login.user, access, reason).await;
                 reply
                     .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
                     .await;

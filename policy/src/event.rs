@@ -345,6 +345,32 @@ pub enum EventKind {
         /// The deciding rule and reason.
         decision: String,
     },
+    /// A Modbus request was refused by the grant's scope (or the protocol's limits) and
+    /// answered by the gateway with an exception; it never reached the PLC.
+    ModbusDenied {
+        /// The session.
+        session: String,
+        /// The grant.
+        grant: GrantId,
+        /// Unit id.
+        unit: u8,
+        /// Function code.
+        function: u8,
+        /// The request in words.
+        request: String,
+        /// Why, and the exception code answered.
+        decision: String,
+    },
+    /// A Modbus connection carried bytes that are not Modbus/TCP; it was closed and nothing
+    /// malformed was forwarded.
+    ModbusMalformed {
+        /// The session.
+        session: String,
+        /// The grant.
+        grant: GrantId,
+        /// What was wrong.
+        reason: String,
+    },
     /// A session recording was indexed with a verification failure: it was altered or
     /// damaged after it was written.
     RecordingVerificationFailed {
@@ -425,6 +451,8 @@ impl EventKind {
             Self::SessionEnded { .. } => "session_ended",
             Self::SessionRefused { .. } => "session_refused",
             Self::CommandDenied { .. } => "command_denied",
+            Self::ModbusDenied { .. } => "modbus_denied",
+            Self::ModbusMalformed { .. } => "modbus_malformed",
             Self::SessionKillRequested { .. } => "session_kill_requested",
             Self::SessionFreezeRequested { .. } => "session_freeze_requested",
             Self::SessionResumeRequested { .. } => "session_resume_requested",
@@ -438,10 +466,12 @@ impl EventKind {
     pub fn severity(&self) -> u8 {
         match self {
             Self::QuarantineStarted { .. } | Self::RecordingVerificationFailed { .. } => 8,
+            Self::ModbusMalformed { .. } => 7,
             Self::LoginThrottled { .. } => 7,
             Self::GrantRevoked { .. }
             | Self::SessionRefused { .. }
             | Self::CommandDenied { .. }
+            | Self::ModbusDenied { .. }
             | Self::SessionKillRequested { .. }
             | Self::SessionFreezeRequested { .. }
             | Self::Refused {

@@ -14,5 +14,6 @@
 mod control_plane;
 mod gateway;
 mod gateway_endings;
+mod modbus;
 mod recordings;
 mod support;

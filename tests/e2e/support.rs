@@ -61,7 +61,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn wait_for_port(port: u16, what: &str) {
+/// Waits until something listens on `port`.
+pub fn wait_for_port(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -570,4 +571,71 @@ pub fn live_session(engineer: &Session<'_>, asset: &str) -> String {
         assert!(Instant::now() < deadline, "the live session was not listed");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Whether `python3` can import `module`; fails under `OTGATE_REQUIRE_PEERS=1` when not.
+pub fn python_module(module: &str) -> bool {
+    let found = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("OTGATE_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "the Python module {module} is required (OTGATE_REQUIRE_PEERS=1) but missing"
+        );
+        eprintln!("skipping the part that needs the Python module {module}");
+    }
+    found
+}
+
+/// The folder of the Python peers (pymodbus PLC and client).
+fn peers() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/peers")
+}
+
+/// A pymodbus server acting as the PLC (unit 1; register N holds N).
+pub struct ModbusPlc {
+    child: Child,
+    pub port: u16,
+}
+
+impl ModbusPlc {
+    pub fn start() -> Self {
+        let port = free_port();
+        let child = Command::new("python3")
+            .arg(peers().join("modbus_plc.py"))
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(port, "the pymodbus PLC");
+        Self { child, port }
+    }
+}
+
+impl Drop for ModbusPlc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs pymodbus's client against `port` for `unit`: one JSON result per operation.
+pub fn modbus_client(port: u16, unit: u8, ops: Value) -> Vec<Value> {
+    let out = Command::new("python3")
+        .arg(peers().join("modbus_client.py"))
+        .arg(port.to_string())
+        .arg(unit.to_string())
+        .arg(ops.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Vec<Value>>(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }

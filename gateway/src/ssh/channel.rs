@@ -697,7 +697,12 @@ impl ChannelTask {
         {
             return Ok(upstream.clone());
         }
-        let endpoint = &access.endpoint;
+        let endpoint = access.endpoint.as_ref().ok_or_else(|| {
+            format!(
+                "asset {} has no SSH endpoint: its grant is for port forwarding only (ssh -N -L)",
+                access.asset.name
+            )
+        })?;
         let credential = endpoint.credential.as_ref().ok_or_else(|| {
             format!(
                 "asset {} has no vaulted credential for SSH",

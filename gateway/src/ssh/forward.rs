@@ -1,7 +1,8 @@
 //! `direct-tcpip` (`ssh -L`): only to an endpoint of the grant's asset, of a protocol the
-//! grant includes and the scope allows. Plain TCP is relayed as it is; Modbus waits for its
-//! inspector (refused until then, so nothing uninspected reaches a PLC), and the asset's own
-//! SSH port is refused (it would bypass the gateway). Every forward is a recorded session.
+//! grant includes and the scope allows. Plain TCP is relayed as it is; Modbus goes through the
+//! Modbus inspector (every request checked against the scope, on the record), and the
+//! asset's own SSH port is refused (it would bypass the gateway). Every forward is a recorded
+//! session.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,9 +15,12 @@ use tokio::net::TcpStream;
 
 use otgate_policy::{Endpoint, Event, EventKind, Operation, Protocol};
 use otgate_recorder::layout::new_session_id;
-use otgate_recorder::{EndReason, SessionEvent, SessionInfo, Verdict};
+use otgate_recorder::{EndReason, SessionEvent, SessionInfo, SessionRecorder, Verdict};
 
 use super::{Access, Shared};
+use crate::modbus::Inspector;
+use crate::modbus::relay::{self as modbus_relay, Context, Ending};
+use crate::registry::Registered;
 
 /// How long connecting to the endpoint may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,10 +56,10 @@ pub(crate) fn decide(access: &Access, host: &str, port: u32) -> Result<Endpoint,
         protocol if !grant.protocols.contains(&protocol) => {
             Err(format!("grant {} does not include {protocol}", grant.id))
         }
-        Protocol::Modbus => Err(
-            "Modbus forwards need the Modbus inspector, which this gateway does not have yet"
-                .into(),
-        ),
+        Protocol::Modbus if grant.scope.modbus.is_none() => {
+            Err(format!("grant {} has no Modbus scope", grant.id))
+        }
+        Protocol::Modbus => Ok(endpoint.clone()),
         Protocol::Tcp => {
             let decision = grant.scope.check(&Operation::Tcp {
                 port: endpoint.port,
@@ -91,7 +95,7 @@ pub(crate) async fn relay(
     shared: Arc<Shared>,
     access: &Access,
     channel: Channel<Msg>,
-    mut tcp: TcpStream,
+    tcp: TcpStream,
     endpoint: Endpoint,
     peer: Option<SocketAddr>,
 ) {
@@ -144,21 +148,10 @@ pub(crate) async fn relay(
         grant.asset.as_str(),
         &access.token,
     );
-    let mut stream = channel.into_stream();
-    let mut failure = recorder.failure();
-    let (reason, words) = tokio::select! {
-        copied = tokio::io::copy_bidirectional(&mut stream, &mut tcp) => match copied {
-            Ok((up, down)) => (EndReason::Closed, format!("forward closed: {up} bytes to the asset, {down} back")),
-            Err(e) => (EndReason::Closed, format!("forward ended: {e}")),
-        },
-        _ = registered.token.cancelled() => {
-            let why = access.end_reason(&registered);
-            (EndReason::Terminated { by: "otgate".into(), reason: why.clone() }, why)
-        }
-        _ = failure.changed() => (
-            EndReason::RecordingFailed { reason: "the recorder failed".into() },
-            "recording failed: forward closed".into(),
-        ),
+    let (reason, words) = if endpoint.protocol == Protocol::Modbus {
+        inspect(&shared, access, &id, channel, tcp, &recorder, &registered).await
+    } else {
+        pass_through(access, channel, tcp, &recorder, &registered).await
     };
     shared.registry.remove(&id);
     let _ = recorder.event(SessionEvent::Note {
@@ -177,4 +170,126 @@ pub(crate) async fn relay(
             .in_zone(Some(grant.zone.clone())),
         )
         .await;
+}
+
+/// Plain TCP: bytes both ways, counted.
+async fn pass_through(
+    access: &Access,
+    channel: Channel<Msg>,
+    mut tcp: TcpStream,
+    recorder: &SessionRecorder,
+    registered: &Registered,
+) -> (EndReason, String) {
+    let mut stream = channel.into_stream();
+    let mut failure = recorder.failure();
+    tokio::select! {
+        copied = tokio::io::copy_bidirectional(&mut stream, &mut tcp) => match copied {
+            Ok((up, down)) => (EndReason::Closed, format!("forward closed: {up} bytes to the asset, {down} back")),
+            Err(e) => (EndReason::Closed, format!("forward ended: {e}")),
+        },
+        _ = registered.token.cancelled() => {
+            let why = access.end_reason(registered);
+            (EndReason::Terminated { by: "otgate".into(), reason: why.clone() }, why)
+        }
+        _ = failure.changed() => (
+            EndReason::RecordingFailed { reason: "the recorder failed".into() },
+            "recording failed: forward closed".into(),
+        ),
+    }
+}
+
+/// Modbus: every request checked by the inspector; denials and malformed input are events.
+async fn inspect(
+    shared: &Arc<Shared>,
+    access: &Access,
+    session: &str,
+    channel: Channel<Msg>,
+    tcp: TcpStream,
+    recorder: &SessionRecorder,
+    registered: &Registered,
+) -> (EndReason, String) {
+    let grant = &access.grant;
+    let reporter = shared.clone();
+    let (id, vendor, zone) = (grant.id, grant.vendor.clone(), grant.zone.clone());
+    let owned_session = session.to_owned();
+    let denied = move |event: &SessionEvent| {
+        let SessionEvent::Modbus {
+            unit,
+            function,
+            summary,
+            reason,
+            exception,
+            ..
+        } = event
+        else {
+            return;
+        };
+        let event = Event::now(EventKind::ModbusDenied {
+            session: owned_session.clone(),
+            grant: id,
+            unit: *unit,
+            function: *function,
+            request: summary.clone(),
+            decision: format!(
+                "{} (exception {:02})",
+                reason.as_deref().unwrap_or("denied"),
+                exception.unwrap_or_default()
+            ),
+        })
+        .by(Some(vendor.clone()))
+        .in_zone(Some(zone.clone()));
+        let reporter = reporter.clone();
+        tokio::spawn(async move { reporter.report(event).await });
+    };
+    let context = Context {
+        recorder,
+        token: &registered.token,
+        frozen: registered.frozen.clone(),
+        denied: &denied,
+    };
+    let inspector = Inspector::new(grant.scope.clone(), grant.id);
+    let (ending, counts) =
+        modbus_relay::relay(channel.into_stream(), tcp, inspector, context).await;
+    let bytes = format!(
+        "{} bytes from the vendor, {} from the PLC",
+        counts.from_vendor, counts.from_plc
+    );
+    match ending {
+        Ending::VendorClosed => (EndReason::Closed, format!("Modbus forward closed: {bytes}")),
+        Ending::PlcClosed => (
+            EndReason::AssetClosed,
+            format!("the PLC closed the connection: {bytes}"),
+        ),
+        Ending::Io(why) => (EndReason::Closed, format!("Modbus forward ended: {why}")),
+        Ending::Cancelled => {
+            let why = access.end_reason(registered);
+            (
+                EndReason::Terminated {
+                    by: "otgate".into(),
+                    reason: why.clone(),
+                },
+                why,
+            )
+        }
+        Ending::RecordingFailed => (
+            EndReason::RecordingFailed {
+                reason: "the recorder failed".into(),
+            },
+            "recording failed: Modbus forward closed".into(),
+        ),
+        Ending::Malformed(reason) => {
+            shared
+                .report(
+                    Event::now(EventKind::ModbusMalformed {
+                        session: session.to_owned(),
+                        grant: grant.id,
+                        reason: reason.clone(),
+                    })
+                    .by(Some(grant.vendor.clone()))
+                    .in_zone(Some(grant.zone.clone())),
+                )
+                .await;
+            (EndReason::Closed, format!("closed: {reason}"))
+        }
+    }
 }

@@ -1,0 +1,230 @@
+//! Modbus through the gateway with real peers: pymodbus as the PLC (its own server and
+//! datastore) and as the vendor's tool, over `ssh -L` from the stock OpenSSH client. Allowed
+//! reads return the PLC's values; writes outside the range or bounds get exceptions 02 and 03
+//! and leave the PLC's registers unchanged (read directly); functions outside the scope get
+//! 01; malformed frames close the connection and never reach the PLC; revocation ends the
+//! tunnel.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{
+    Demo, ModbusPlc, free_port, grant, modbus_client, peer_available, python_module,
+    ssh_via_gateway, wait_for_port,
+};
+
+const SCOPE: &str = r#"
+[modbus]
+units = [1]
+allow = [
+  { access = "read", table = "holding", range = "0-999" },
+  { access = "write", table = "holding", range = "100-110", values = "0-500" },
+]
+"#;
+
+/// `ssh -N -L local:plc` through the gateway; killed on drop.
+struct Tunnel(Child);
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A read of one holding register as raw Modbus/TCP.
+fn raw_read(transaction: u16, address: u16) -> Vec<u8> {
+    let [t0, t1] = transaction.to_be_bytes();
+    let [a0, a1] = address.to_be_bytes();
+    vec![t0, t1, 0, 0, 0, 6, 1, 3, a0, a1, 0, 1]
+}
+
+/// Reads until the peer closes (Ok(bytes)) or `limit` passes (Err).
+fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Result<Vec<u8>, Vec<u8>> {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 512];
+    while Instant::now() < deadline {
+        match stream.read(&mut buffer) {
+            Ok(0) => return Ok(seen),
+            Ok(n) => seen.extend_from_slice(&buffer[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return Ok(seen),
+        }
+    }
+    Err(seen)
+}
+
+#[test]
+fn modbus_through_ssh_forwarding_is_scoped_to_units_functions_addresses_and_values() {
+    if !peer_available("ssh") || !python_module("pymodbus") {
+        return;
+    }
+    let demo = Demo::start();
+    let gateway = demo.file["ssh"].as_str().unwrap().to_owned();
+    let plc = ModbusPlc::start();
+    let admin = demo.cli("admin");
+    let eng1 = demo.cli("eng1");
+    let vendor = demo.cli("vendor1");
+    let auditor = demo.cli("auditor");
+    for session in [&admin, &eng1, &vendor, &auditor] {
+        session.login();
+    }
+    let asset = demo.dir.path().join("plc-lab.toml");
+    std::fs::write(
+        &asset,
+        format!(
+            "name = \"plc-lab\"\nkind = \"plc\"\nlevel = \"2\"\nzone = \"line-1\"\n\
+             endpoints = [{{ protocol = \"modbus\", host = \"127.0.0.1\", port = {}, units = [1] }}]\n",
+            plc.port
+        ),
+    )
+    .unwrap();
+    admin.ok(&["assets", "add", asset.to_str().unwrap()]);
+    let scope = demo.dir.path().join("setpoints.toml");
+    std::fs::write(&scope, SCOPE).unwrap();
+    let key = std::path::PathBuf::from(demo.user("vendor1")["ssh_key"].as_str().unwrap());
+    let certificate = std::path::PathBuf::from(format!("{}-cert.pub", key.display()));
+    let id = grant(
+        &vendor,
+        &eng1,
+        "plc-lab",
+        &["modbus"],
+        scope.to_str().unwrap(),
+        "1h",
+        &key,
+    );
+
+    let local = free_port();
+    let tunnel = Tunnel(
+        ssh_via_gateway(&gateway, "vendor1+plc-lab", &key, &certificate)
+            .args(["-N", "-o", "ExitOnForwardFailure=yes", "-L"])
+            .arg(format!("{local}:127.0.0.1:{}", plc.port))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(local, "the ssh -L tunnel");
+
+    // Through the gateway, as the vendor's tool sees it.
+    let results = modbus_client(
+        local,
+        1,
+        json!([
+            ["read", 100, 2],
+            ["write", 105, 42],
+            ["read", 105, 1],
+            ["write", 120, 1],
+            ["write", 106, 600],
+            ["write_many", 109, [1, 2, 3]],
+            ["read", 1000, 1],
+            ["read_input", 0, 1],
+            ["write_coil", 3, true],
+        ]),
+    );
+    let expected = [
+        json!({ "registers": [100, 101] }),
+        json!({ "ok": true }),
+        json!({ "registers": [42] }),
+        json!({ "exception": 2 }),
+        json!({ "exception": 3 }),
+        json!({ "exception": 2 }),
+        json!({ "exception": 2 }),
+        json!({ "exception": 1 }),
+        json!({ "exception": 1 }),
+    ];
+    assert_eq!(results, expected);
+    // A unit outside the grant: gateway path unavailable (10).
+    assert_eq!(
+        modbus_client(local, 2, json!([["read", 100, 1]])),
+        [json!({ "exception": 10 })]
+    );
+    // The PLC itself: the allowed write landed, the refused ones did not.
+    assert_eq!(
+        modbus_client(
+            plc.port,
+            1,
+            json!([["read", 105, 2], ["read", 109, 3], ["read", 120, 1]])
+        ),
+        [
+            json!({ "registers": [42, 106] }),
+            json!({ "registers": [109, 110, 111] }),
+            json!({ "registers": [120] }),
+        ]
+    );
+
+    // Malformed frames close the connection; nothing reaches the PLC.
+    for garbage in [
+        b"GET / HTTP/1.1\r\nHost: plc\r\n\r\n".to_vec(),
+        vec![0, 1, 0, 0, 0, 9, 1, 16, 0, 105, 0, 1, 2, 0], // write cut short, length lies
+        vec![0, 1, 0, 7, 0, 6, 1, 6, 0, 105, 0, 7],        // protocol id 7
+    ] {
+        let mut stream = TcpStream::connect(("127.0.0.1", local)).unwrap();
+        stream.write_all(&garbage).unwrap();
+        if garbage.len() == 14 {
+            // The frame announces more bytes than it has: the vendor gives up and closes its
+            // side; the cut-off frame is never forwarded.
+            stream.shutdown(std::net::Shutdown::Write).unwrap();
+        }
+        let answer = read_until_closed(&mut stream, Duration::from_secs(10));
+        assert_eq!(answer, Ok(Vec::new()), "{garbage:?} was answered");
+    }
+    assert_eq!(
+        modbus_client(plc.port, 1, json!([["read", 105, 1]])),
+        [json!({ "registers": [42] })]
+    );
+
+    // Revocation ends a tunnel connection that is in use.
+    let mut stream = TcpStream::connect(("127.0.0.1", local)).unwrap();
+    stream.write_all(&raw_read(77, 100)).unwrap();
+    let mut answer = [0u8; 11];
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer[..2], &[0, 77]);
+    assert_eq!(&answer[9..], &[0, 100]);
+    eng1.ok(&["grant", "revoke", &id, "--reason", "pump maintenance done"]);
+    assert!(
+        read_until_closed(&mut stream, Duration::from_secs(10)).is_ok(),
+        "the tunnel connection outlived its grant"
+    );
+    let after: Vec<Value> = modbus_client(local, 1, json!([["read", 100, 1]]));
+    assert!(after[0].get("registers").is_none(), "{after:?}");
+    drop(tunnel);
+
+    // On the record: denials and malformed input are events; the transactions are in the
+    // session's recording and found by search.
+    let events = auditor.ok(&["events"]);
+    for kind in ["modbus_denied", "modbus_malformed"] {
+        assert!(events.contains(kind), "{kind} missing");
+    }
+    assert!(
+        events.contains("write holding registers 106 = [600]"),
+        "{events}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let hits = auditor.json(&["sessions", "search", "write holding registers 105"]);
+        if !hits.as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the Modbus session was not indexed: {hits}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
