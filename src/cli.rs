@@ -74,6 +74,9 @@ pub enum Command {
     /// SSH to a grant's asset through the gateway: fetches the certificate for your key and
     /// runs the system `ssh` (plain `ssh` works as well; see the README).
     Ssh(SshArgs),
+    /// Tunnel local TCP connections to a grant's Modbus or TCP endpoint over QUIC: any tool
+    /// on this machine talks to `--listen` as if it were the PLC.
+    Connect(ConnectArgs),
     /// Recorded sessions: list, show, full-text search.
     #[command(subcommand)]
     Sessions(SessionsCommand),
@@ -82,6 +85,22 @@ pub enum Command {
     /// Verify recordings, export evidence bundles, write incident reports.
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+/// `otgate connect`.
+#[derive(Args)]
+pub struct ConnectArgs {
+    /// The grant.
+    pub grant: i64,
+    /// The gateway's tunnel address (HOST:PORT, UDP), as `otgate demo` or your admin gives it.
+    #[arg(long, env = "OTGATE_GATEWAY")]
+    pub gateway: String,
+    /// Where local tools connect.
+    #[arg(long, default_value = "127.0.0.1:5020")]
+    pub listen: std::net::SocketAddr,
+    /// Which of the grant's endpoints (by name, or HOST:PORT); needed when it has several.
+    #[arg(long)]
+    pub endpoint: Option<String>,
 }
 
 /// `otgate ssh`.

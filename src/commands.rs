@@ -2,6 +2,7 @@
 
 mod assets;
 mod check;
+mod connect;
 mod demo;
 mod events;
 mod init;
@@ -39,6 +40,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Quarantine(command) => quarantine::run(&cli, command).await,
         Command::Events(args) => events::run(&cli, args).await,
         Command::Ssh(args) => ssh::run(&cli, args).await,
+        Command::Connect(args) => connect::run(&cli, args).await,
         Command::Sessions(command) => recordings::sessions(&cli, command).await,
         Command::Replay(args) => recordings::replay(&cli, args).await,
         Command::Audit(command) => match recordings::audit(&cli, command).await? {

@@ -68,6 +68,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawGateway {
     listen: Option<String>,
+    tunnel_listen: Option<String>,
     host_key: Option<PathBuf>,
     recheck_interval: Option<String>,
 }
@@ -155,6 +156,9 @@ pub struct Roles {
 pub struct GatewayConfig {
     /// Where vendors connect with SSH.
     pub listen: SocketAddr,
+    /// Where `otgate connect` tunnels arrive (QUIC, UDP); by default the SSH address's IP
+    /// and port, over UDP.
+    pub tunnel_listen: Option<SocketAddr>,
     /// The gateway's host key (generated at the first start, then kept).
     pub host_key: PathBuf,
     /// How often a running session re-checks its grant.
@@ -412,6 +416,18 @@ impl Config {
                     ),
                 )
             })?,
+            tunnel_listen: raw
+                .gateway
+                .tunnel_listen
+                .map(|text| {
+                    text.parse().map_err(|_| {
+                        err(
+                            "gateway.tunnel_listen",
+                            format!("`{text}` is not an address: use IP:PORT (UDP)"),
+                        )
+                    })
+                })
+                .transpose()?,
             host_key: at(raw.gateway.host_key, "keys/gateway_host_ed25519"),
             recheck: duration(
                 "gateway.recheck_interval",
@@ -590,6 +606,9 @@ ca_cert = "tls/ca.pem"
 [gateway]
 # Vendors connect here with stock OpenSSH and their grant's certificate.
 listen = "{ssh_listen}"
+# `otgate connect` tunnels (QUIC over UDP, TLS with the [web] certificate); by default the
+# same IP and port as `listen`, over UDP.
+# tunnel_listen = "0.0.0.0:2222"
 host_key = "keys/gateway_host_ed25519"
 # A running session re-checks its grant this often (revocation, quarantine, window end).
 recheck_interval = "1s"

@@ -31,6 +31,31 @@ impl ControlPlane for LocalControl {
             .map_err(|refusal| Refusal(refusal.to_string())))
     }
 
+    async fn tunnel_grant(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Result<Grant, Refusal>, GatewayError> {
+        let claims = match self.0.verify_token(token) {
+            Ok(claims) => claims,
+            Err(refusal) => return Ok(Err(Refusal(refusal.to_string()))),
+        };
+        let Ok(id) = GrantId::new(claims.grant) else {
+            return Ok(Err(Refusal("the tunnel token names no grant".into())));
+        };
+        let grant = match self.grant(id, now).await? {
+            Ok(grant) => grant,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        if grant.vendor.as_str() != claims.sub {
+            return Ok(Err(Refusal(format!(
+                "the tunnel token is for {}, grant {id} belongs to {}",
+                claims.sub, grant.vendor
+            ))));
+        }
+        Ok(Ok(grant))
+    }
+
     async fn grants_of(
         &self,
         vendor: &UserName,

@@ -10,6 +10,7 @@ mod hostkey;
 mod indexer;
 mod node;
 mod output;
+mod plc;
 mod remote;
 mod simulator;
 

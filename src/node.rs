@@ -14,6 +14,7 @@ use otgate_broker::{Broker, LocalBus};
 use otgate_policy::{Event, EventKind};
 
 use otgate_gateway::ssh::{SshConfig, SshGateway};
+use otgate_gateway::tunnel::TunnelConfig;
 use otgate_recorder::{Recorder, RecorderConfig};
 
 use crate::config::Config;
@@ -31,6 +32,8 @@ pub struct Node {
     pub api: Option<SocketAddr>,
     /// Where the SSH gateway listens, and its host key, when this node runs it.
     pub ssh: Option<(SocketAddr, ssh_key::PublicKey)>,
+    /// Where the QUIC tunnel listens (UDP), when this node runs the gateway.
+    pub tunnel: Option<SocketAddr>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -114,6 +117,7 @@ impl Node {
             tracing::info!(%address, api = ?api, "API listening");
         }
         let mut ssh = None;
+        let mut tunnel = None;
         if config.roles.gateway {
             roles.push("gateway".to_owned());
             let host_key = crate::hostkey::load_or_create(&config.gateway.host_key)?;
@@ -145,6 +149,24 @@ impl Node {
                 recorder,
                 shutdown.clone(),
             );
+            let tunnel_address = config
+                .gateway
+                .tunnel_listen
+                .unwrap_or(listener.local_addr()?);
+            let socket = std::net::UdpSocket::bind(tunnel_address)
+                .with_context(|| format!("listening for tunnels on {tunnel_address} (UDP)"))?;
+            tunnel = Some(socket.local_addr()?);
+            let tunnel_gateway = gateway
+                .tunnel(tunnel_identity(&config.web.cert, &config.web.key)?)
+                .context("setting up the QUIC tunnel")?;
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                if let Err(e) = tunnel_gateway.serve(socket).await {
+                    tracing::error!(error = %e, "the tunnel endpoint stopped");
+                    stop.cancel();
+                }
+            });
+            tracing::info!(address = %tunnel_address, "QUIC tunnel listening");
             let stop = shutdown.clone();
             tasks.spawn(async move {
                 if let Err(e) = gateway.serve(listener).await {
@@ -164,6 +186,7 @@ impl Node {
             broker,
             api,
             ssh,
+            tunnel,
             shutdown,
             tasks,
         })
@@ -194,6 +217,18 @@ impl Node {
         self.broker.close().await;
         Ok(())
     }
+}
+
+/// The tunnel's TLS identity: the node's HTTPS certificate and key.
+fn tunnel_identity(cert: &std::path::Path, key: &std::path::Path) -> Result<TunnelConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let cert_chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("reading the certificate {}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("reading the private key {}", key.display()))?;
+    Ok(TunnelConfig { cert_chain, key })
 }
 
 async fn signal() -> String {

@@ -47,6 +47,14 @@ pub trait ControlPlane: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Result<Grant, Refusal>, GatewayError>;
 
+    /// The grant a tunnel token (JWT) names, if the token is valid (signature, audience,
+    /// expiry) and the grant may be used at `now`; otherwise why not.
+    async fn tunnel_grant(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Result<Grant, Refusal>, GatewayError>;
+
     /// The grants `vendor` may use at `now`.
     async fn grants_of(
         &self,

@@ -9,10 +9,13 @@
 //! Never: decide access without asking [`ControlPlane::grant`], or let a session run
 //! unrecorded.
 
+mod access;
 mod control;
+mod forward;
 pub mod modbus;
 mod registry;
 pub mod ssh;
+pub mod tunnel;
 
 pub use control::{AssetSecret, ControlPlane, GatewayError, Refusal};
 pub use registry::Registry;

@@ -5,33 +5,31 @@
 
 mod channel;
 mod console;
-mod forward;
 mod login;
 pub mod sftp;
 mod shellguard;
 mod upstream;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use russh::keys::ssh_key::Fingerprint;
 use russh::keys::{Certificate, HashAlg, PrivateKey, PublicKey};
 use russh::server::{self, Auth, Msg, Server as _, Session};
 use russh::{Channel, ChannelId, MethodKind, MethodSet};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use otgate_policy::{Asset, Endpoint, Event, EventKind, Grant, Protocol};
+use otgate_policy::{Event, EventKind};
 use otgate_recorder::Recorder;
 
+use crate::access::{Access, Shared};
 use crate::control::{ControlPlane, GatewayError};
-use crate::registry::{Registered, Registry};
+use crate::forward;
+use crate::registry::Registry;
+use crate::tunnel::{TunnelConfig, TunnelGateway};
 use login::{check_certificate, check_pick, list_grants, parse_login, pick_grant};
 use upstream::Upstream;
-
-/// How long before the grant's window ends the vendor is warned.
-const WINDOW_WARNING: time::Duration = time::Duration::minutes(5);
 
 /// Environment variables a vendor may pass to the asset.
 fn env_allowed(name: &str) -> bool {
@@ -47,77 +45,6 @@ pub struct SshConfig {
     /// How often a running session re-checks its grant (a missed revocation message cannot
     /// keep a session alive longer than this).
     pub recheck: Duration,
-}
-
-struct Shared {
-    control: Arc<dyn ControlPlane>,
-    registry: Arc<Registry>,
-    recorder: Recorder,
-    ca: Fingerprint,
-    recheck: Duration,
-    shutdown: CancellationToken,
-}
-
-impl Shared {
-    async fn report(&self, event: Event) {
-        if let Err(error) = self.control.report(event).await {
-            tracing::error!(%error, "a gateway event could not be stored");
-        }
-    }
-
-    /// Asks the control plane again whether the grant is usable now, before a new channel
-    /// opens: a revocation between two re-checks cannot open one. A refusal ends the
-    /// connection's sessions as the re-check would.
-    async fn confirm(&self, access: &Access) -> Result<(), String> {
-        let reason = if access.token.is_cancelled() {
-            access
-                .ended
-                .lock()
-                .ok()
-                .and_then(|slot| slot.clone())
-                .unwrap_or_else(|| "the grant is no longer usable".into())
-        } else {
-            match self
-                .control
-                .grant(access.grant.id, OffsetDateTime::now_utc())
-                .await
-            {
-                Ok(Ok(_)) => return Ok(()),
-                Ok(Err(refusal)) => refusal.0,
-                Err(e) => format!("the grant cannot be confirmed ({e})"),
-            }
-        };
-        if let Ok(mut slot) = access.ended.lock() {
-            slot.get_or_insert_with(|| reason.clone());
-        }
-        access.token.cancel();
-        Err(reason)
-    }
-}
-
-/// A usable grant, resolved at login.
-pub(crate) struct Access {
-    grant: Grant,
-    asset: Asset,
-    /// The asset's SSH endpoint; `None` when the asset is reached by forwarding only.
-    endpoint: Option<Endpoint>,
-    /// Cancelled when the grant stops being usable, the gateway stops or the connection ends.
-    token: CancellationToken,
-    /// Why the token was cancelled, for the vendor's terminal.
-    ended: Arc<Mutex<Option<String>>>,
-    /// Notices for the vendor's terminal (the window is about to end).
-    notice: tokio::sync::watch::Sender<Option<String>>,
-}
-
-impl Access {
-    /// Why a session of this access ended: its own reason (a kill), else the grant's or
-    /// the connection's (revocation, quarantine, window end), else shutdown.
-    fn end_reason(&self, session: &Registered) -> String {
-        [&session.ended, &self.ended]
-            .into_iter()
-            .find_map(|slot| slot.lock().ok().and_then(|reason| reason.clone()))
-            .unwrap_or_else(|| "the gateway is shutting down".into())
-    }
 }
 
 /// The outcome of a login: access, or a message that explains what to do.
@@ -163,46 +90,6 @@ impl server::Server for Factory {
     }
 }
 
-/// Re-checks the grant until the session ends; cancels it with the reason when the grant
-/// stops being usable or cannot be confirmed (fail closed).
-async fn watch(
-    shared: Arc<Shared>,
-    grant: otgate_policy::GrantId,
-    window_end: OffsetDateTime,
-    token: CancellationToken,
-    ended: Arc<Mutex<Option<String>>>,
-    notice: tokio::sync::watch::Sender<Option<String>>,
-) {
-    let mut tick = tokio::time::interval(shared.recheck);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut warned = false;
-    loop {
-        tokio::select! {
-            _ = token.cancelled() => return,
-            _ = tick.tick() => {
-                let now = OffsetDateTime::now_utc();
-                if !warned && window_end - now <= WINDOW_WARNING {
-                    warned = true;
-                    let minutes = ((window_end - now).whole_seconds().max(0) + 59) / 60;
-                    notice.send_replace(Some(format!(
-                        "grant {grant} ends at {window_end} (in about {minutes} min): the session will be closed then"
-                    )));
-                }
-                let reason = match shared.control.grant(grant, now).await {
-                    Ok(Ok(_)) => continue,
-                    Ok(Err(refusal)) => refusal.0,
-                    Err(error) => format!("the grant cannot be confirmed ({error}): ending the session (fail closed)"),
-                };
-                if let Ok(mut slot) = ended.lock() {
-                    *slot = Some(reason);
-                }
-                token.cancel();
-                return;
-            }
-        }
-    }
-}
-
 impl Connection {
     /// Records a refused channel.
     async fn refuse_channel(&self, user: &str, access: &Access, reason: String) {
@@ -241,44 +128,6 @@ impl Connection {
             partial_success: false,
         }
     }
-
-    async fn resolve(&self, grant: Grant) -> Result<Access, String> {
-        let asset = match self.shared.control.asset(&grant.asset).await {
-            Ok(Some(asset)) => asset,
-            Ok(None) => {
-                return Err(format!(
-                    "asset {} is no longer in the inventory",
-                    grant.asset
-                ));
-            }
-            Err(e) => return Err(format!("the control plane is unavailable ({e})")),
-        };
-        // A PLC has no SSH endpoint: its vendors log in for port forwarding only.
-        let endpoint = asset
-            .endpoints
-            .iter()
-            .find(|e| e.protocol == Protocol::Ssh)
-            .cloned();
-        let token = self.shared.shutdown.child_token();
-        let ended = Arc::new(Mutex::new(None));
-        let (notice, _) = tokio::sync::watch::channel(None);
-        tokio::spawn(watch(
-            self.shared.clone(),
-            grant.id,
-            grant.window.end,
-            token.clone(),
-            ended.clone(),
-            notice.clone(),
-        ));
-        Ok(Access {
-            grant,
-            asset,
-            endpoint,
-            token,
-            ended,
-            notice,
-        })
-    }
 }
 
 impl server::Handler for Connection {
@@ -292,10 +141,11 @@ impl server::Handler for Connection {
         let target = parse_login(user);
         let now = OffsetDateTime::now_utc();
         let unix = u64::try_from(now.unix_timestamp()).unwrap_or(0);
-        let grant_id = match check_certificate(certificate, &self.shared.ca, &target.vendor, unix) {
-            Ok(id) => id,
-            Err(reason) => return Ok(self.refuse(user, None, reason).await),
-        };
+        let grant_id =
+            match check_certificate(certificate, &self.shared.user_ca, &target.vendor, unix) {
+                Ok(id) => id,
+                Err(reason) => return Ok(self.refuse(user, None, reason).await),
+            };
         let grant = match self.shared.control.grant(grant_id, now).await {
             Ok(Ok(grant)) => grant,
             Ok(Err(refusal)) => return Ok(self.refuse(user, Some(grant_id), refusal.0).await),
@@ -320,7 +170,7 @@ impl server::Handler for Connection {
         }
         // A wrong target is explained on the vendor's terminal, which SSH only allows after login.
         let outcome = match check_pick(&target, &grant) {
-            Ok(()) => self.resolve(grant).await,
+            Ok(()) => self.shared.resolve(grant).await,
             Err(message) => {
                 let grants = self
                     .shared
@@ -378,7 +228,7 @@ impl server::Handler for Connection {
             }
         };
         let outcome = match pick_grant(&target, &grants) {
-            Ok(grant) => self.resolve(grant).await,
+            Ok(grant) => self.shared.resolve(grant).await,
             Err(message) => Err(message),
         };
         self.login = Some(Arc::new(Login {
@@ -452,7 +302,10 @@ impl server::Handler for Connection {
                 let (shared, peer) = (self.shared.clone(), self.peer);
                 tokio::spawn(async move {
                     if let Ok(access) = &login.outcome {
-                        forward::relay(shared, access, channel, tcp, endpoint, peer).await;
+                        let stream = channel.into_stream();
+                        let id = otgate_recorder::layout::new_session_id();
+                        forward::relay(shared, access, stream, tcp, endpoint, peer, "forward", id)
+                            .await;
                     }
                 });
             }
@@ -589,12 +442,21 @@ impl SshGateway {
                 control,
                 registry: Arc::new(Registry::default()),
                 recorder,
-                ca,
+                user_ca: ca,
                 recheck: config.recheck,
                 shutdown,
             }),
             config: Arc::new(server),
         }
+    }
+
+    /// The QUIC tunnel endpoint, sharing this gateway's control plane, registry and
+    /// recorder (so kills, freezes and revocations reach tunnel streams too).
+    pub fn tunnel(&self, config: TunnelConfig) -> Result<TunnelGateway, GatewayError> {
+        Ok(TunnelGateway {
+            shared: self.shared.clone(),
+            server: crate::tunnel::server_config(config)?,
+        })
     }
 
     /// The live sessions.

@@ -4,7 +4,12 @@
 //! refused with a reason, and nothing panics. The captures are in the workplace's shared
 //! data (`OTGATE_DATA`, else `../shared/data` beside the checkout).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -36,7 +41,10 @@ fn data() -> Option<PathBuf> {
 
 /// TCP segments of a classic pcap file (Ethernet, IPv4): (source, destination, payload) by
 /// `(address, port)`.
-type Segment = ((u32, u16), (u32, u16), Vec<u8>);
+type Segment = (Address, Address, Vec<u8>);
+
+/// An IPv4 address and a TCP port.
+type Address = (u32, u16);
 
 fn tcp_segments(file: &[u8]) -> Vec<Segment> {
     let le = match file[..4] {
@@ -147,7 +155,7 @@ fn public_modbus_captures_replay_through_the_inspector() {
         }
         files += 1;
         let bytes = std::fs::read(&path).unwrap();
-        let mut flows: HashMap<((u32, u16), (u32, u16)), Inspector> = HashMap::new();
+        let mut flows: HashMap<(Address, Address), Inspector> = HashMap::new();
         let start = Instant::now();
         for (i, (source, destination, payload)) in tcp_segments(&bytes).into_iter().enumerate() {
             let now = start + Duration::from_micros(i as u64);

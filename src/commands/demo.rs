@@ -63,6 +63,8 @@ pub struct DemoFile {
     pub ssh_user_ca_file: PathBuf,
     /// The SSH gateway's address.
     pub ssh: Option<String>,
+    /// The tunnel's address (`otgate connect --gateway`, QUIC over UDP).
+    pub tunnel: Option<String>,
     /// A `known_hosts` line for the gateway (its host key, pinned once).
     pub ssh_known_hosts: Option<String>,
     /// The gateway host key's SHA-256 fingerprint.
@@ -145,6 +147,10 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         }
         None => None,
     };
+    let plc = match node.tunnel {
+        Some(tunnel) => simulated_plc(&node.broker, fresh, tunnel).await?,
+        None => Vec::new(),
+    };
     let api = format!("https://{}", node.api.context("the demo serves the API")?);
     let ca = absolute(
         &config
@@ -181,6 +187,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
             absolute(&otgate_recorder::public_path(&config.recording_key)).display()
         ),
     ]);
+    try_this.extend(plc);
     let file = DemoFile {
         api: api.clone(),
         ca,
@@ -188,6 +195,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         ssh_user_ca: node.broker.keys().ssh_ca_public(),
         ssh_user_ca_file,
         ssh: node.ssh.as_ref().map(|(address, _)| address.to_string()),
+        tunnel: node.tunnel.map(|address| address.to_string()),
         ssh_known_hosts: node.ssh.as_ref().and_then(|(address, key)| {
             key.to_openssh()
                 .ok()
@@ -314,6 +322,91 @@ async fn seed(broker: &Broker, dir: &Path) -> Result<Vec<DemoUser>> {
 /// The simulated workstation `ews-sim` behind the gateway: its keys, its vaulted service key,
 /// its inventory entry (with the port of this run), and on the first run a grant for vendor1
 /// with a certificate beside vendor1's key. Returns the commands to try it.
+/// The scope of the seeded setpoint grant: read the tank, write the pump setpoint within
+/// bounds.
+const SETPOINT_SCOPE: &str = r#"
+[modbus]
+units = [1]
+allow = [
+  { access = "read", table = "holding", range = "0-99" },
+  { access = "read", table = "input", range = "0-99" },
+  { access = "read", table = "coils", range = "0-99" },
+  { access = "write", table = "holding", range = "2", values = "0-500" },
+]
+"#;
+
+/// Starts the simulated PLC, puts it in the inventory (level 1, two approvals) and, on a
+/// fresh demo, seeds vendor1 a read-only grant and a setpoint grant; returns what to try.
+async fn simulated_plc(broker: &Broker, fresh: bool, tunnel: SocketAddr) -> Result<Vec<String>> {
+    let address = crate::plc::start().await?;
+    let admin = Principal {
+        user: UserName::new("admin")?,
+        source: None,
+    };
+    let asset: Asset = toml::from_str(&format!(
+        "name = \"plc-sim\"\nkind = \"plc\"\nlevel = \"1\"\nzone = \"line-1\"\n\
+         description = \"The demo's simulated PLC: a tank, an inlet valve, a pump with a setpoint (Modbus/TCP inside otgate)\"\n\
+         endpoints = [{{ name = \"modbus\", protocol = \"modbus\", host = \"127.0.0.1\", port = {}, units = [1] }}]\n",
+        address.port(),
+    ))?;
+    broker.save_asset(&admin, asset).await?;
+    let mut grants = Vec::new();
+    if fresh {
+        let principal = |name: &str| -> Result<Principal> {
+            Ok(Principal {
+                user: UserName::new(name)?,
+                source: None,
+            })
+        };
+        let vendor = principal("vendor1")?;
+        for (scope, reason) in [
+            (
+                otgate_broker::ScopeSpec::Preset(Preset::ReadOnly),
+                "demo: watch the tank level",
+            ),
+            (
+                otgate_broker::ScopeSpec::Custom(otgate_policy::Scope::from_toml(
+                    SETPOINT_SCOPE,
+                    "setpoint.toml",
+                )?),
+                "demo: tune the pump setpoint (0-500 only)",
+            ),
+        ] {
+            let request = broker
+                .create_request(
+                    &vendor,
+                    otgate_broker::NewRequest {
+                        asset: AssetName::new("plc-sim")?,
+                        protocols: vec![Protocol::Modbus],
+                        scope,
+                        start: None,
+                        duration: "4h".into(),
+                        reason: reason.into(),
+                        ticket: None,
+                    },
+                )
+                .await?;
+            broker.approve(&principal("eng1")?, request.id).await?;
+            broker.approve(&principal("eng2")?, request.id).await?;
+            grants.push(request.id);
+        }
+    }
+    let connect = |grant: String| {
+        format!(
+            "otgate connect {grant} --gateway {tunnel} --listen 127.0.0.1:5020   # as vendor1; then point any Modbus tool at 127.0.0.1:5020"
+        )
+    };
+    let (read_only, setpoint) = match grants.as_slice() {
+        [a, b] => (a.to_string(), b.to_string()),
+        _ => ("READ_ONLY_GRANT".into(), "SETPOINT_GRANT".into()),
+    };
+    Ok(vec![
+        connect(read_only),
+        connect(setpoint),
+        "python3 -c 'from pymodbus.client import ModbusTcpClient as C; c=C(\"127.0.0.1\", port=5020); c.connect(); print(c.read_holding_registers(0, count=4, slave=1).registers); print(c.write_register(2, 400, slave=1))'".into(),
+    ])
+}
+
 async fn simulated_workstation(
     broker: &Broker,
     config: &Config,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::{
-    Demo, ModbusPlc, free_port, grant, modbus_client, peer_available, python_module,
+    Demo, ModbusPlc, Session, free_port, grant, modbus_client, peer_available, python_module,
     ssh_via_gateway, wait_for_port,
 };
 
@@ -66,6 +66,20 @@ fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Result<Vec<u8>,
     Err(seen)
 }
 
+/// Puts the pymodbus PLC in the inventory as `plc-lab` (level 2, one approval).
+fn add_plc(demo: &Demo, admin: &Session<'_>, port: u16) {
+    let asset = demo.dir.path().join("plc-lab.toml");
+    std::fs::write(
+        &asset,
+        format!(
+            "name = \"plc-lab\"\nkind = \"plc\"\nlevel = \"2\"\nzone = \"line-1\"\n\
+             endpoints = [{{ name = \"modbus\", protocol = \"modbus\", host = \"127.0.0.1\", port = {port}, units = [1] }}]\n",
+        ),
+    )
+    .unwrap();
+    admin.ok(&["assets", "add", asset.to_str().unwrap()]);
+}
+
 #[test]
 fn modbus_through_ssh_forwarding_is_scoped_to_units_functions_addresses_and_values() {
     if !peer_available("ssh") || !python_module("pymodbus") {
@@ -81,17 +95,7 @@ fn modbus_through_ssh_forwarding_is_scoped_to_units_functions_addresses_and_valu
     for session in [&admin, &eng1, &vendor, &auditor] {
         session.login();
     }
-    let asset = demo.dir.path().join("plc-lab.toml");
-    std::fs::write(
-        &asset,
-        format!(
-            "name = \"plc-lab\"\nkind = \"plc\"\nlevel = \"2\"\nzone = \"line-1\"\n\
-             endpoints = [{{ protocol = \"modbus\", host = \"127.0.0.1\", port = {}, units = [1] }}]\n",
-            plc.port
-        ),
-    )
-    .unwrap();
-    admin.ok(&["assets", "add", asset.to_str().unwrap()]);
+    add_plc(&demo, &admin, plc.port);
     let scope = demo.dir.path().join("setpoints.toml");
     std::fs::write(&scope, SCOPE).unwrap();
     let key = std::path::PathBuf::from(demo.user("vendor1")["ssh_key"].as_str().unwrap());
@@ -227,4 +231,175 @@ fn modbus_through_ssh_forwarding_is_scoped_to_units_functions_addresses_and_valu
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// `otgate connect` running; killed on drop.
+struct Connect(Child);
+
+impl Drop for Connect {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn modbus_through_the_quic_tunnel_is_scoped_recorded_and_revocable() {
+    if !python_module("pymodbus") {
+        return;
+    }
+    let demo = Demo::start();
+    let tunnel = demo.file["tunnel"].as_str().unwrap().to_owned();
+    let plc = ModbusPlc::start();
+    let admin = demo.cli("admin");
+    let eng1 = demo.cli("eng1");
+    let vendor = demo.cli("vendor1");
+    let auditor = demo.cli("auditor");
+    for session in [&admin, &eng1, &vendor, &auditor] {
+        session.login();
+    }
+    add_plc(&demo, &admin, plc.port);
+    let scope = demo.dir.path().join("setpoints.toml");
+    std::fs::write(&scope, SCOPE).unwrap();
+    let key = std::path::PathBuf::from(demo.user("vendor1")["ssh_key"].as_str().unwrap());
+    let id = grant(
+        &vendor,
+        &eng1,
+        "plc-lab",
+        &["modbus"],
+        scope.to_str().unwrap(),
+        "1h",
+        &key,
+    );
+
+    // The demo's own simulated PLC with its seeded grants: demo.json says how. The setpoint
+    // grant writes register 2 within 0-500 and nothing else.
+    let seeded: Vec<String> = demo.file["try_this"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|line| line.as_str()?.strip_prefix("otgate connect "))
+        .map(|rest| rest.split_whitespace().next().unwrap().to_owned())
+        .collect();
+    assert_eq!(seeded.len(), 2, "{}", demo.file["try_this"]);
+    let simulated = free_port();
+    let listen = format!("127.0.0.1:{simulated}");
+    let setpoint = Connect(vendor.spawn(&[
+        "connect",
+        &seeded[1],
+        "--gateway",
+        &tunnel,
+        "--listen",
+        &listen,
+    ]));
+    wait_for_port(simulated, "otgate connect to the simulated PLC");
+    let results = modbus_client(
+        simulated,
+        1,
+        json!([
+            ["write", 2, 400],
+            ["read", 2, 1],
+            ["write", 2, 600],
+            ["write", 3, 1]
+        ]),
+    );
+    assert_eq!(
+        results,
+        [
+            json!({ "ok": true }),
+            json!({ "registers": [400] }),
+            json!({ "exception": 3 }),
+            json!({ "exception": 2 }),
+        ]
+    );
+    drop(setpoint);
+
+    let local = free_port();
+    let listen = format!("127.0.0.1:{local}");
+    let connect =
+        Connect(vendor.spawn(&["connect", &id, "--gateway", &tunnel, "--listen", &listen]));
+    wait_for_port(local, "otgate connect");
+    let results = modbus_client(
+        local,
+        1,
+        json!([
+            ["read", 100, 2],
+            ["write", 105, 7],
+            ["write", 105, 501],
+            ["write", 111, 1],
+            ["read_input", 0, 1],
+        ]),
+    );
+    assert_eq!(
+        results,
+        [
+            json!({ "registers": [100, 101] }),
+            json!({ "ok": true }),
+            json!({ "exception": 3 }),
+            json!({ "exception": 2 }),
+            json!({ "exception": 1 }),
+        ]
+    );
+    assert_eq!(
+        modbus_client(plc.port, 1, json!([["read", 105, 1], ["read", 111, 1]])),
+        [json!({ "registers": [7] }), json!({ "registers": [111] })]
+    );
+    // Malformed bytes close that connection only; the tunnel stays up.
+    let mut garbage = TcpStream::connect(("127.0.0.1", local)).unwrap();
+    garbage
+        .write_all(b"\x00\x01\x00\x09\x00\x06\x01\x03\x00\x00\x00\x01")
+        .unwrap();
+    assert_eq!(
+        read_until_closed(&mut garbage, Duration::from_secs(10)),
+        Ok(Vec::new())
+    );
+    assert_eq!(
+        modbus_client(local, 1, json!([["read", 0, 1]])),
+        [json!({ "registers": [0] })]
+    );
+
+    // Revocation: the open connection ends, and `otgate connect` says who and why, and stops.
+    let mut open = TcpStream::connect(("127.0.0.1", local)).unwrap();
+    open.write_all(&raw_read(5, 100)).unwrap();
+    let mut answer = [0u8; 11];
+    open.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    open.read_exact(&mut answer).unwrap();
+    eng1.ok(&["grant", "revoke", &id, "--reason", "setpoint work finished"]);
+    assert!(
+        read_until_closed(&mut open, Duration::from_secs(10)).is_ok(),
+        "the tunnel stream outlived its grant"
+    );
+    let mut child = connect;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.0.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "otgate connect kept running after the revocation"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut stdout = String::new();
+    child
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert!(!child.0.wait().unwrap().success());
+    assert!(
+        stdout.contains(&format!("grant {id} on plc-lab")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("connection 1 from"), "{stdout}");
+    assert!(
+        stdout.contains("tunnel closed") && stdout.contains("setpoint work finished"),
+        "{stdout}"
+    );
+
+    // Every tunnel connection was a recorded session; the denials are events.
+    let events = auditor.ok(&["events"]);
+    assert!(events.contains("modbus_denied"), "{events}");
+    assert!(events.contains("tunnel 127.0.0.1"), "{events}");
 }

@@ -20,7 +20,8 @@ use super::console::{Action, Editor};
 use super::sftp;
 use super::shellguard::{Expired, ShellGuard, Step};
 use super::upstream::{self, Upstream};
-use super::{Access, Login, Shared, env_allowed};
+use super::{Login, env_allowed};
+use crate::access::{Access, Shared};
 use crate::registry::Registered;
 
 /// What the vendor asked the channel to run.

@@ -1,5 +1,5 @@
-//! `direct-tcpip` (`ssh -L`): only to an endpoint of the grant's asset, of a protocol the
-//! grant includes and the scope allows. Plain TCP is relayed as it is; Modbus goes through the
+//! Forwards to an asset's endpoints, from `ssh -L` (`direct-tcpip`) or a tunnel stream: only
+//! to an endpoint of the grant's asset, of a protocol the grant includes and the scope allows. Plain TCP is relayed as it is; Modbus goes through the
 //! Modbus inspector (every request checked against the scope, on the record), and the
 //! asset's own SSH port is refused (it would bypass the gateway). Every forward is a recorded
 //! session.
@@ -8,16 +8,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use russh::Channel;
-use russh::server::Msg;
 use time::OffsetDateTime;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use otgate_policy::{Endpoint, Event, EventKind, Operation, Protocol};
-use otgate_recorder::layout::new_session_id;
 use otgate_recorder::{EndReason, SessionEvent, SessionInfo, SessionRecorder, Verdict};
 
-use super::{Access, Shared};
+use crate::access::{Access, Shared};
 use crate::modbus::Inspector;
 use crate::modbus::relay::{self as modbus_relay, Context, Ending};
 use crate::registry::Registered;
@@ -73,6 +71,28 @@ pub(crate) fn decide(access: &Access, host: &str, port: u32) -> Result<Endpoint,
     }
 }
 
+/// The `host:port` of the endpoint a tunnel stream asks for: by name, or as `host:port`.
+pub(crate) fn find(access: &Access, wanted: &str) -> Result<(String, u16), String> {
+    if let Some(endpoint) = access
+        .asset
+        .endpoints
+        .iter()
+        .find(|e| e.name.as_ref().is_some_and(|n| n.as_str() == wanted))
+    {
+        return Ok((endpoint.host.clone(), endpoint.port));
+    }
+    let parsed = wanted
+        .rsplit_once(':')
+        .and_then(|(host, port)| Some((host.to_owned(), port.parse::<u16>().ok()?)));
+    parsed.ok_or_else(|| {
+        format!(
+            "{} has no endpoint named `{}`",
+            access.asset.name,
+            wanted.chars().take(64).collect::<String>()
+        )
+    })
+}
+
 /// Connects to the endpoint (before the channel is accepted, so a dead endpoint is a clean
 /// `connect failed` for the vendor's ssh).
 pub(crate) async fn connect(endpoint: &Endpoint) -> Result<TcpStream, String> {
@@ -90,17 +110,22 @@ pub(crate) async fn connect(endpoint: &Endpoint) -> Result<TcpStream, String> {
     }
 }
 
-/// Relays a forward as a recorded, registered session.
-pub(crate) async fn relay(
+/// Relays a forward (the vendor's side is `stream`: an SSH channel or a tunnel stream,
+/// named by `via`) as the recorded, registered session `id`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn relay<S>(
     shared: Arc<Shared>,
     access: &Access,
-    channel: Channel<Msg>,
+    stream: S,
     tcp: TcpStream,
     endpoint: Endpoint,
     peer: Option<SocketAddr>,
-) {
+    via: &str,
+    id: String,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let grant = &access.grant;
-    let id = new_session_id();
     let info = SessionInfo {
         id: id.clone(),
         grant: Some(grant.id.get()),
@@ -118,7 +143,6 @@ pub(crate) async fn relay(
         Ok(recorder) => recorder,
         Err(error) => {
             tracing::error!(%error, "a forward could not be recorded: closed (fail closed)");
-            let _ = channel.close().await;
             return;
         }
     };
@@ -134,7 +158,7 @@ pub(crate) async fn relay(
                 grant: grant.id,
                 vendor: grant.vendor.clone(),
                 asset: grant.asset.clone(),
-                mode: format!("forward {}:{}", endpoint.host, endpoint.port),
+                mode: format!("{via} {}:{}", endpoint.host, endpoint.port),
                 client: peer.map(|p| p.to_string()),
             })
             .by(Some(grant.vendor.clone()))
@@ -149,9 +173,9 @@ pub(crate) async fn relay(
         &access.token,
     );
     let (reason, words) = if endpoint.protocol == Protocol::Modbus {
-        inspect(&shared, access, &id, channel, tcp, &recorder, &registered).await
+        inspect(&shared, access, &id, stream, tcp, &recorder, &registered).await
     } else {
-        pass_through(access, channel, tcp, &recorder, &registered).await
+        pass_through(access, stream, tcp, &recorder, &registered).await
     };
     shared.registry.remove(&id);
     let _ = recorder.event(SessionEvent::Note {
@@ -173,14 +197,16 @@ pub(crate) async fn relay(
 }
 
 /// Plain TCP: bytes both ways, counted.
-async fn pass_through(
+async fn pass_through<S>(
     access: &Access,
-    channel: Channel<Msg>,
+    mut stream: S,
     mut tcp: TcpStream,
     recorder: &SessionRecorder,
     registered: &Registered,
-) -> (EndReason, String) {
-    let mut stream = channel.into_stream();
+) -> (EndReason, String)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut failure = recorder.failure();
     tokio::select! {
         copied = tokio::io::copy_bidirectional(&mut stream, &mut tcp) => match copied {
@@ -199,15 +225,18 @@ async fn pass_through(
 }
 
 /// Modbus: every request checked by the inspector; denials and malformed input are events.
-async fn inspect(
+async fn inspect<S>(
     shared: &Arc<Shared>,
     access: &Access,
     session: &str,
-    channel: Channel<Msg>,
+    stream: S,
     tcp: TcpStream,
     recorder: &SessionRecorder,
     registered: &Registered,
-) -> (EndReason, String) {
+) -> (EndReason, String)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let grant = &access.grant;
     let reporter = shared.clone();
     let (id, vendor, zone) = (grant.id, grant.vendor.clone(), grant.zone.clone());
@@ -248,8 +277,7 @@ async fn inspect(
         denied: &denied,
     };
     let inspector = Inspector::new(grant.scope.clone(), grant.id);
-    let (ending, counts) =
-        modbus_relay::relay(channel.into_stream(), tcp, inspector, context).await;
+    let (ending, counts) = modbus_relay::relay(stream, tcp, inspector, context).await;
     let bytes = format!(
         "{} bytes from the vendor, {} from the PLC",
         counts.from_vendor, counts.from_plc
