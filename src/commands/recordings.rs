@@ -329,6 +329,16 @@ pub async fn replay(cli: &Cli, args: &ReplayArgs) -> Result<()> {
     }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    // A Modbus session has no terminal: its transactions are the session.
+    if recording.frames.is_empty()
+        && let Some(table) = otgate_recorder::modbus_table(&recording)
+    {
+        out.write_all(table.as_bytes())?;
+        if recording.verification.status != Status::Ok {
+            writeln!(out, "{}", recording.verification.render())?;
+        }
+        return Ok(());
+    }
     play(&recording, &mut out, &options, &mut std::thread::sleep)?;
     out.flush()?;
     Ok(())

@@ -231,6 +231,25 @@ fn modbus_through_ssh_forwarding_is_scoped_to_units_functions_addresses_and_valu
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    // `otgate replay` shows a Modbus session as a table of its transactions.
+    let sessions = auditor.json(&["sessions", "list", "--asset", "plc-lab"]);
+    let tables: String = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| auditor.ok(&["replay", s["id"].as_str().unwrap()]))
+        .collect();
+    assert!(tables.contains("FUNCTION"), "{tables}");
+    for needle in [
+        "6 write register",
+        "holding registers 106",
+        "600",
+        "DENIED",
+        " 03 ",
+        "allowed",
+    ] {
+        assert!(tables.contains(needle), "{needle} missing:\n{tables}");
+    }
 }
 
 /// `otgate connect` running; killed on drop.
