@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 /// The release binary beside this one.
-fn otgate() -> Result<PathBuf> {
+pub fn otgate() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let path = exe.with_file_name("otgate");
     if !path.is_file() {
@@ -127,6 +127,26 @@ pub struct Session {
 }
 
 impl Session {
+    /// The session's bearer token (for the `otgate` CLI: `OTGATE_TOKEN`).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
+        let status = response.status();
+        let value: Value = response.json().await?;
+        if !status.is_success() {
+            bail!("{path}: {status} {value}");
+        }
+        Ok(value)
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Result<Value> {
         let response = self
             .http

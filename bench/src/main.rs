@@ -3,13 +3,14 @@
 //! there is one.
 //!
 //! Usage: `cargo build --release && cargo run --release -p otgate-bench -- control-plane [N]`,
-//! `... -- ssh [MEGABYTES] [ROUNDS] [IDLE_SESSIONS]`.
+//! `... -- ssh [MEGABYTES] [ROUNDS] [IDLE_SESSIONS]`, `... -- modbus [REQUESTS] [CONNECTIONS]`.
 
 // A measuring harness: a broken fixture should stop it loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod control_plane;
 mod demo;
+mod modbus;
 mod ssh;
 mod stats;
 
@@ -33,7 +34,16 @@ fn main() -> Result<()> {
             let idle = args.next().map(|n| n.parse()).transpose()?.unwrap_or(100);
             runtime.block_on(ssh::run(megabytes, rounds, idle))
         }
-        other => bail!("unknown benchmark `{other}`: control-plane, ssh"),
+        "modbus" => {
+            let requests = args
+                .next()
+                .map(|n| n.parse())
+                .transpose()?
+                .unwrap_or(10_000);
+            let connections = args.next().map(|n| n.parse()).transpose()?.unwrap_or(1_000);
+            runtime.block_on(modbus::run(requests, connections))
+        }
+        other => bail!("unknown benchmark `{other}`: control-plane, ssh, modbus"),
     }
 }
 

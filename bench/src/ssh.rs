@@ -353,7 +353,7 @@ fn echo_latency(mut command: Command, keys: usize) -> Result<Vec<Duration>> {
 }
 
 /// Resident memory of the process, in bytes.
-fn rss_bytes(pid: u32) -> Result<u64> {
+pub fn rss_bytes(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status
         .lines()

@@ -98,7 +98,11 @@ pub(crate) fn find(access: &Access, wanted: &str) -> Result<(String, u16), Strin
 pub(crate) async fn connect(endpoint: &Endpoint) -> Result<TcpStream, String> {
     let address = (endpoint.host.as_str(), endpoint.port);
     match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
-        Ok(Ok(stream)) => Ok(stream),
+        Ok(Ok(stream)) => {
+            // Industrial request/response traffic: small packets, no Nagle delay.
+            let _ = stream.set_nodelay(true);
+            Ok(stream)
+        }
         Ok(Err(e)) => Err(format!(
             "{}:{} is unreachable: {e}",
             endpoint.host, endpoint.port

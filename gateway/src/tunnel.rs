@@ -26,7 +26,7 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection without traffic (the client keeps it alive) ends after this.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most concurrent streams (TCP connections) per tunnel.
-const MAX_STREAMS: u32 = 256;
+const MAX_STREAMS: u32 = 1024;
 
 /// The tunnel's TLS identity: the node's certificate chain and key.
 pub struct TunnelConfig {
