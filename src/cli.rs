@@ -216,6 +216,9 @@ pub struct ReplayArgs {
     /// Write the terminal recording as one asciicast v2 file instead of playing it.
     #[arg(long, value_name = "FILE.cast")]
     pub export: Option<PathBuf>,
+    /// Write a plain TCP forward's captured bytes to this file as pcap (Wireshark, tshark).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
     /// Where to read from.
     #[command(flatten)]
     pub source: SourceArgs,

@@ -4,6 +4,8 @@
 //! asset's own SSH port is refused (it would bypass the gateway). Every forward is a recorded
 //! session.
 
+mod tcp;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -179,7 +181,7 @@ pub(crate) async fn relay<S>(
     let (reason, words) = if endpoint.protocol == Protocol::Modbus {
         inspect(&shared, access, &id, stream, tcp, &recorder, &registered).await
     } else {
-        pass_through(access, stream, tcp, &recorder, &registered).await
+        tcp::pass_through(access, stream, tcp, &recorder, &registered).await
     };
     shared.registry.remove(&id);
     let _ = recorder.event(SessionEvent::Note {
@@ -198,34 +200,6 @@ pub(crate) async fn relay<S>(
             .in_zone(Some(grant.zone.clone())),
         )
         .await;
-}
-
-/// Plain TCP: bytes both ways, counted.
-async fn pass_through<S>(
-    access: &Access,
-    mut stream: S,
-    mut tcp: TcpStream,
-    recorder: &SessionRecorder,
-    registered: &Registered,
-) -> (EndReason, String)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut failure = recorder.failure();
-    tokio::select! {
-        copied = tokio::io::copy_bidirectional(&mut stream, &mut tcp) => match copied {
-            Ok((up, down)) => (EndReason::Closed, format!("forward closed: {up} bytes to the asset, {down} back")),
-            Err(e) => (EndReason::Closed, format!("forward ended: {e}")),
-        },
-        _ = registered.token.cancelled() => {
-            let why = access.end_reason(registered);
-            (EndReason::Terminated { by: "otgate".into(), reason: why.clone() }, why)
-        }
-        _ = failure.changed() => (
-            EndReason::RecordingFailed { reason: "the recorder failed".into() },
-            "recording failed: forward closed".into(),
-        ),
-    }
 }
 
 /// Modbus: every request checked by the inspector; denials and malformed input are events.

@@ -138,6 +138,14 @@ pub enum SessionEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rtt_us: Option<u64>,
     },
+    /// Bytes of a plain TCP forward, captured as they passed (base64), for analysis later
+    /// (`otgate replay --pcap`).
+    Capture {
+        /// Whether the bytes went to the asset (else they came from it).
+        to_asset: bool,
+        /// The bytes, base64.
+        data: String,
+    },
     /// A port forward was opened or refused.
     Forward {
         /// Target host.
@@ -214,6 +222,7 @@ impl SessionEvent {
             Self::Authenticated { .. } => "authenticated",
             Self::Command { .. } => "command",
             Self::Modbus { .. } => "modbus",
+            Self::Capture { .. } => "capture",
             Self::Forward { .. } => "forward",
             Self::FileTransfer { .. } => "file_transfer",
             Self::Resize { .. } => "resize",
@@ -277,6 +286,15 @@ impl SessionEvent {
                 }
                 line
             }
+            Self::Capture { to_asset, data } => format!(
+                "captured about {} bytes {}",
+                data.len() / 4 * 3,
+                if *to_asset {
+                    "to the asset"
+                } else {
+                    "from the asset"
+                }
+            ),
             Self::Forward {
                 host,
                 port,

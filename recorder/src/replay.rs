@@ -50,7 +50,9 @@ impl Item<'_> {
 fn shown(event: &SessionEvent) -> bool {
     !matches!(
         event,
-        SessionEvent::RecordingStarted { .. } | SessionEvent::Resize { .. }
+        SessionEvent::RecordingStarted { .. }
+            | SessionEvent::Resize { .. }
+            | SessionEvent::Capture { .. }
     )
 }
 

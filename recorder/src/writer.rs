@@ -340,6 +340,33 @@ impl SessionRecorder {
         })
     }
 
+    /// Records an event carrying `bytes` of data (a capture), waiting for room in the queue
+    /// like [`Self::output_paced`].
+    pub async fn event_paced(
+        &self,
+        event: SessionEvent,
+        bytes: usize,
+    ) -> Result<(), RecorderError> {
+        self.check()?;
+        let waited = tokio::time::timeout(
+            self.stall,
+            self.budget
+                .clone()
+                .acquire_many_owned(self.cost(bytes.max(256))),
+        )
+        .await;
+        let permit = match waited {
+            Ok(Ok(permit)) => permit,
+            _ => return Err(self.lagging()),
+        };
+        self.send(Message::Event {
+            t: self.elapsed(),
+            at: OffsetDateTime::now_utc(),
+            event,
+            _permit: permit,
+        })
+    }
+
     /// Records terminal input (vendor to asset).
     pub fn input(&self, data: &[u8]) -> Result<(), RecorderError> {
         self.frame(Code::Input, data)

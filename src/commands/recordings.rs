@@ -283,6 +283,22 @@ pub async fn replay(cli: &Cli, args: &ReplayArgs) -> Result<()> {
     let archive = archive(cli, &args.source)?;
     let key = key(&args.source, false)?;
     let recording = read(&archive, &args.id, key.as_ref()).await?;
+    if let Some(path) = &args.pcap {
+        let Some(pcap) = otgate_recorder::export_pcap(&recording) else {
+            bail!(
+                "session {} captured no TCP bytes (only plain TCP forwards are captured)",
+                args.id
+            );
+        };
+        std::fs::write(path, &pcap).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!(
+            "wrote {} ({} bytes, {})",
+            path.display(),
+            pcap.len(),
+            status_word(&recording)
+        );
+        return Ok(());
+    }
     if let Some(path) = &args.export {
         std::fs::write(path, export_cast(&recording))
             .with_context(|| format!("writing {}", path.display()))?;

@@ -361,6 +361,29 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
     drop(stream);
     let _ = tunnel.kill();
     let _ = tunnel.wait();
+    // The plain TCP forward was captured: an auditor exports it as pcap.
+    let pcap = demo.dir.path().join("echo.pcap");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let captured = loop {
+        let sessions = auditor.json(&["sessions", "list", "--asset", "lab-ws"]);
+        let found = sessions.as_array().unwrap().iter().find_map(|session| {
+            let id = session["id"].as_str().unwrap();
+            let out = auditor.run(&["replay", id, "--pcap", pcap.to_str().unwrap()], None);
+            out.status.success().then(|| std::fs::read(&pcap).unwrap())
+        });
+        if let Some(bytes) = found {
+            break bytes;
+        }
+        assert!(Instant::now() < deadline, "no captured forward: {sessions}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(&captured[..4], &0xa1b2_c3d4u32.to_le_bytes());
+    let text = String::from_utf8_lossy(&captured);
+    assert_eq!(
+        text.matches("ping through the tunnel").count(),
+        2,
+        "both directions"
+    );
 
     // A wrong target is explained.
     let out = ssh_via_gateway(&gateway, "vendor1+plc-7", &key, &certificate)
