@@ -162,14 +162,14 @@ fn the_whole_lifecycle_from_the_cli_with_real_openssh() {
     );
     assert!(!bad_scope.status.success());
     assert!(String::from_utf8_lossy(&bad_scope.stderr).contains("bad-scope.toml"));
-    // Only the demo's seeded grant (on its simulated workstation) is there.
+    // Only the demo's seeded grants (on its simulated workstation and PLC) are there.
     let stored = vendor.json(&["request", "list"]);
     assert!(
         stored
             .as_array()
             .unwrap()
             .iter()
-            .all(|r| r["asset"] == "ews-sim"),
+            .all(|r| r["asset"] == "ews-sim" || r["asset"] == "plc-sim"),
         "nothing partial was stored: {stored}"
     );
 
