@@ -384,6 +384,39 @@ fn modbus_through_the_quic_tunnel_is_scoped_recorded_and_revocable() {
     open.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     open.read_exact(&mut answer).unwrap();
+    // Freeze holds the vendor's requests until the engineer resumes.
+    // (The index may still list a connection that just ended: freeze what the gateway has.)
+    crate::support::live_session(&eng1, "plc-lab");
+    let listed = eng1.json(&["sessions", "list", "--live", "--asset", "plc-lab"]);
+    let frozen: Vec<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .filter(|id| {
+            eng1.run(
+                &["sessions", "freeze", id, "--reason", "operator check"],
+                None,
+            )
+            .status
+            .success()
+        })
+        .collect();
+    assert_eq!(frozen.len(), 1, "{listed}");
+    std::thread::sleep(Duration::from_millis(300));
+    open.write_all(&raw_read(6, 101)).unwrap();
+    open.set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    assert!(
+        open.read_exact(&mut answer).is_err(),
+        "a frozen session's request reached the PLC"
+    );
+    eng1.ok(&["sessions", "resume", &frozen[0]]);
+    open.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    open.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer[..2], &[0, 6]);
+    assert_eq!(&answer[9..], &[0, 101]);
     eng1.ok(&["grant", "revoke", &id, "--reason", "setpoint work finished"]);
     assert!(
         read_until_closed(&mut open, Duration::from_secs(10)).is_ok(),
@@ -415,6 +448,25 @@ fn modbus_through_the_quic_tunnel_is_scoped_recorded_and_revocable() {
     assert!(
         stdout.contains("tunnel closed") && stdout.contains("setpoint work finished"),
         "{stdout}"
+    );
+
+    // A revoked grant gets no new tunnel, with the reason.
+    let refused = vendor.run(
+        &[
+            "connect",
+            &id,
+            "--gateway",
+            &tunnel,
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        None,
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("revoked"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
     );
 
     // Every tunnel connection was a recorded session; the denials are events.
