@@ -137,31 +137,9 @@ pub async fn run(requests: usize, concurrent: usize) -> Result<()> {
     let (_, gateway_port) = ssh.rsplit_once(':').context("ssh address")?;
     let forward_port = free_port()?;
     let _ssh = Running(
-        Command::new("ssh")
-            .args(["-F", "/dev/null", "-i"])
-            .arg(&key)
-            .arg("-o")
-            .arg(format!("CertificateFile={}", certificate.display()))
-            .args([
-                "-o",
-                "IdentitiesOnly=yes",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "LogLevel=ERROR",
-                "-o",
-                "ExitOnForwardFailure=yes",
-                "-N",
-                "-p",
-                gateway_port,
-                "-L",
-            ])
+        crate::ssh::ssh(gateway_port, "vendor1+plc-sim", &key, Some(&certificate))
+            .args(["-o", "ExitOnForwardFailure=yes", "-N", "-L"])
             .arg(format!("{forward_port}:127.0.0.1:{plc}"))
-            .arg("vendor1+plc-sim@127.0.0.1")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?,

@@ -84,7 +84,8 @@ fn sshd(dir: &Path) -> Result<Sshd> {
     })
 }
 
-fn ssh(port: &str, login: &str, key: &Path, certificate: Option<&Path>) -> Command {
+/// The stock ssh client in batch mode (options after the destination are read too).
+pub fn ssh(port: &str, login: &str, key: &Path, certificate: Option<&Path>) -> Command {
     let mut command = Command::new("ssh");
     command.args(["-F", "/dev/null", "-i"]).arg(key);
     if let Some(certificate) = certificate {
