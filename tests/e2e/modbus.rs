@@ -66,8 +66,16 @@ fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Result<Vec<u8>,
     Err(seen)
 }
 
-/// Puts the pymodbus PLC in the inventory as `plc-lab` (level 2, one approval).
-fn add_plc(demo: &Demo, admin: &Session<'_>, port: u16) {
+/// Puts the pymodbus PLC in the inventory as `plc-lab` (level 2, one approval) and gives
+/// vendor1 an approved grant on it with [`SCOPE`] and a certificate for `key`.
+fn setpoint_grant(
+    demo: &Demo,
+    admin: &Session<'_>,
+    eng1: &Session<'_>,
+    vendor: &Session<'_>,
+    port: u16,
+    key: &std::path::Path,
+) -> String {
     let asset = demo.dir.path().join("plc-lab.toml");
     std::fs::write(
         &asset,
@@ -78,6 +86,17 @@ fn add_plc(demo: &Demo, admin: &Session<'_>, port: u16) {
     )
     .unwrap();
     admin.ok(&["assets", "add", asset.to_str().unwrap()]);
+    let scope = demo.dir.path().join("setpoints.toml");
+    std::fs::write(&scope, SCOPE).unwrap();
+    grant(
+        vendor,
+        eng1,
+        "plc-lab",
+        &["modbus"],
+        scope.to_str().unwrap(),
+        "1h",
+        key,
+    )
 }
 
 #[test]
@@ -95,20 +114,9 @@ fn modbus_through_ssh_forwarding_is_scoped_to_units_functions_addresses_and_valu
     for session in [&admin, &eng1, &vendor, &auditor] {
         session.login();
     }
-    add_plc(&demo, &admin, plc.port);
-    let scope = demo.dir.path().join("setpoints.toml");
-    std::fs::write(&scope, SCOPE).unwrap();
     let key = std::path::PathBuf::from(demo.user("vendor1")["ssh_key"].as_str().unwrap());
     let certificate = std::path::PathBuf::from(format!("{}-cert.pub", key.display()));
-    let id = grant(
-        &vendor,
-        &eng1,
-        "plc-lab",
-        &["modbus"],
-        scope.to_str().unwrap(),
-        "1h",
-        &key,
-    );
+    let id = setpoint_grant(&demo, &admin, &eng1, &vendor, plc.port, &key);
 
     let local = free_port();
     let tunnel = Tunnel(
@@ -277,19 +285,8 @@ fn modbus_through_the_quic_tunnel_is_scoped_recorded_and_revocable() {
     for session in [&admin, &eng1, &vendor, &auditor] {
         session.login();
     }
-    add_plc(&demo, &admin, plc.port);
-    let scope = demo.dir.path().join("setpoints.toml");
-    std::fs::write(&scope, SCOPE).unwrap();
     let key = std::path::PathBuf::from(demo.user("vendor1")["ssh_key"].as_str().unwrap());
-    let id = grant(
-        &vendor,
-        &eng1,
-        "plc-lab",
-        &["modbus"],
-        scope.to_str().unwrap(),
-        "1h",
-        &key,
-    );
+    let id = setpoint_grant(&demo, &admin, &eng1, &vendor, plc.port, &key);
 
     // The demo's own simulated PLC with its seeded grants: demo.json says how. The setpoint
     // grant writes register 2 within 0-500 and nothing else.
