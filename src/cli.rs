@@ -363,6 +363,8 @@ pub enum RoleArg {
     Auditor,
     /// Manages assets, users, policy.
     Admin,
+    /// An IDS/EDR integration: posts alerts only.
+    Sensor,
 }
 
 /// `otgate users ...`.

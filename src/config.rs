@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use otgate_broker::{BrokerConfig, Database, KeyFiles, LoginLimits, Secret};
+use otgate_detector::DetectorConfig;
 use otgate_policy::window::parse_duration;
 use otgate_policy::{ApprovalConfig, ApprovalRules, Inventory, PolicyError};
 use otgate_recorder::Archive;
@@ -62,6 +63,8 @@ struct RawConfig {
     recordings: RawRecordings,
     #[serde(default)]
     gateway: RawGateway,
+    #[serde(default)]
+    detector: DetectorConfig,
 }
 
 #[derive(Deserialize, Default)]
@@ -230,6 +233,8 @@ pub struct Config {
     pub recordings: RecordingsConfig,
     /// The SSH gateway.
     pub gateway: GatewayConfig,
+    /// The detector and its playbook.
+    pub detector: DetectorConfig,
 }
 
 /// Default API address.
@@ -442,6 +447,15 @@ impl Config {
             ));
         }
 
+        otgate_detector::Playbook::new(&raw.detector.playbook)
+            .map_err(|e| err("detector.playbook", e.to_string()))?;
+        if raw.detector.queue < 16 || raw.detector.quarantine_severity > 10 {
+            return Err(err(
+                "detector",
+                "queue is at least 16 events; quarantine_severity is 0-10".into(),
+            ));
+        }
+
         Ok(Self {
             path: path.to_owned(),
             roles,
@@ -458,6 +472,7 @@ impl Config {
             inventory: raw.inventory.file.map(|p| base.join(p)),
             recordings,
             gateway,
+            detector: raw.detector,
         })
     }
 }

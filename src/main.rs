@@ -6,6 +6,7 @@ mod client;
 mod commands;
 mod config;
 mod control;
+mod detection;
 mod hostkey;
 mod indexer;
 mod node;

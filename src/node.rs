@@ -98,6 +98,38 @@ impl Node {
             };
             tasks.spawn(indexer.run(shutdown.clone()));
         }
+        // The gateway's recorder feeds the detector, which writes its alerts back into the
+        // recordings and takes external alerts from the API.
+        let mut watched = None;
+        let mut intake: Option<Arc<dyn otgate_web::AlertIntake>> = None;
+        if config.roles.gateway {
+            let storage = config
+                .recordings
+                .storage()
+                .context("opening the recording storage")?;
+            let (tap, queue) = crate::detection::tap(&config.detector);
+            let recorder = Recorder::new(
+                config.recordings.dir.clone(),
+                storage,
+                Arc::new(recording_key),
+                RecorderConfig::default(),
+            )
+            .with_tap(tap);
+            let (door, task) = crate::detection::start(
+                queue,
+                broker.clone(),
+                recorder.clone(),
+                config.detector.clone(),
+                shutdown.clone(),
+            );
+            tasks.spawn(async move {
+                if let Err(error) = task.await {
+                    tracing::error!(%error, "the detector's supervisor stopped");
+                }
+            });
+            intake = Some(door);
+            watched = Some(recorder);
+        }
         let mut api = None;
         if config.roles.web {
             roles.push("web".to_owned());
@@ -106,7 +138,7 @@ impl Node {
             let listener =
                 TcpListener::bind(address).with_context(|| format!("listening on {address}"))?;
             api = Some(listener.local_addr()?);
-            let app = otgate_web::router(broker.clone(), archive.clone());
+            let app = otgate_web::router(broker.clone(), archive.clone(), intake);
             let stop = shutdown.clone();
             tasks.spawn(async move {
                 if let Err(e) = otgate_web::serve(listener, tls, app, stop.clone()).await {
@@ -118,22 +150,12 @@ impl Node {
         }
         let mut ssh = None;
         let mut tunnel = None;
-        if config.roles.gateway {
+        if let Some(recorder) = watched {
             roles.push("gateway".to_owned());
             let host_key = crate::hostkey::load_or_create(&config.gateway.host_key)?;
             let public = host_key.public_key().clone();
             let user_ca = ssh_key::PublicKey::from_openssh(&broker.keys().ssh_ca_public())
                 .context("reading the SSH user CA")?;
-            let storage = config
-                .recordings
-                .storage()
-                .context("opening the recording storage")?;
-            let recorder = Recorder::new(
-                config.recordings.dir.clone(),
-                storage,
-                Arc::new(recording_key),
-                RecorderConfig::default(),
-            );
             let address = ssh_listen.unwrap_or(config.gateway.listen);
             let listener = tokio::net::TcpListener::bind(address)
                 .await

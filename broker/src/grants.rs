@@ -68,7 +68,7 @@ impl Broker {
         let request = self.load_request(id).await?;
         self.require_revoker(who, &request.zone).await?;
         let mut batch = Batch::begin(self).await?;
-        self.revoke_in(&mut batch, who, &request, reason).await?;
+        self.revoke_in(&mut batch, Some(who), &request, reason).await?;
         batch.commit(self).await?;
         self.load_request(id).await
     }
@@ -90,16 +90,27 @@ impl Broker {
         }
         let mut batch = Batch::begin(self).await?;
         for request in &live {
-            self.revoke_in(&mut batch, who, request, reason).await?;
+            self.revoke_in(&mut batch, Some(who), request, reason).await?;
         }
         batch.commit(self).await?;
         Ok(live.iter().map(|r| r.id).collect())
     }
 
+    /// Revokes a grant on the system's behalf (the detector's playbook): no caller to
+    /// authorize, and the event has no actor.
+    pub async fn revoke_grant_as_system(&self, id: GrantId, reason: &str) -> Result<Request> {
+        check_reason(reason)?;
+        let request = self.load_request(id).await?;
+        let mut batch = Batch::begin(self).await?;
+        self.revoke_in(&mut batch, None, &request, reason).await?;
+        batch.commit(self).await?;
+        self.load_request(id).await
+    }
+
     async fn revoke_in(
         &self,
         batch: &mut Batch,
-        who: &Principal,
+        who: Option<&Principal>,
         request: &Request,
         reason: &str,
     ) -> Result<()> {
@@ -134,7 +145,7 @@ impl Broker {
              WHERE id = $4 AND status IN ('approved', 'active') AND end_at > $1"
         )
         .bind(millis(now))
-        .bind(who.user.as_str())
+        .bind(who.map(|w| w.user.as_str().to_owned()))
         .bind(reason.trim())
         .bind(id.get())
         .execute(conn)
@@ -152,8 +163,8 @@ impl Broker {
                     asset: request.asset.clone(),
                     reason: reason.trim().to_owned(),
                 })
-                .by(Some(who.user.clone()))
-                .from_addr(who.source)
+                .by(who.map(|w| w.user.clone()))
+                .from_addr(who.and_then(|w| w.source))
                 .in_zone(Some(request.zone.clone())),
             )
             .await
@@ -177,6 +188,27 @@ impl Broker {
     /// zone): no new requests, grants or sessions until it ends.
     pub async fn quarantine(&self, who: &Principal, new: NewQuarantine) -> Result<Quarantine> {
         check_reason(&new.reason)?;
+        let zone = self.check_quarantine_authority(who, &new.subject).await?;
+        self.quarantine_as(Some(who), zone, new).await
+    }
+
+    /// Quarantines on the system's behalf (the detector's playbook, an external alert): no
+    /// caller to authorize, and the event has no actor.
+    pub async fn quarantine_as_system(&self, new: NewQuarantine) -> Result<Quarantine> {
+        check_reason(&new.reason)?;
+        let zone = match &new.subject {
+            QuarantineSubject::Asset(asset) => self.find_asset(asset).await?.map(|a| a.zone),
+            QuarantineSubject::Vendor(_) => None,
+        };
+        self.quarantine_as(None, zone, new).await
+    }
+
+    async fn quarantine_as(
+        &self,
+        who: Option<&Principal>,
+        zone: Option<ZoneName>,
+        new: NewQuarantine,
+    ) -> Result<Quarantine> {
         let duration = match &new.duration {
             Some(text) => otgate_policy::window::parse_duration(text)?,
             None => DEFAULT_QUARANTINE,
@@ -186,7 +218,6 @@ impl Broker {
                 "a quarantine lasts from 1 second to 30 days",
             ));
         }
-        let zone = self.check_quarantine_authority(who, &new.subject).await?;
         let now = OffsetDateTime::now_utc();
         let until = now + duration;
         let (kind, name) = subject_columns(&new.subject);
@@ -199,7 +230,7 @@ impl Broker {
         .bind(name)
         .bind(millis(until))
         .bind(new.reason.trim())
-        .bind(who.user.as_str())
+        .bind(who.map(|w| w.user.as_str().to_owned()))
         .bind(millis(now))
         .fetch_one(conn)
         .await)?;
@@ -211,8 +242,8 @@ impl Broker {
                     until,
                     reason: new.reason.trim().to_owned(),
                 })
-                .by(Some(who.user.clone()))
-                .from_addr(who.source)
+                .by(who.map(|w| w.user.clone()))
+                .from_addr(who.and_then(|w| w.source))
                 .in_zone(zone),
             )
             .await?;

@@ -187,6 +187,24 @@ impl Broker {
             .transpose()
     }
 
+    /// The asset one of whose endpoints is `host` (an IP address or name), without an
+    /// authorization check: for alerts from sensors, which name addresses.
+    pub async fn find_asset_by_host(&self, host: &str) -> Result<Option<Asset>> {
+        let rows: Vec<(String, String)> = on_pool!(&self.store, pool => sqlx::query_as(
+            "SELECT name, definition FROM assets ORDER BY name"
+        )
+        .fetch_all(pool)
+        .await)?;
+        for (name, definition) in rows {
+            let asset: Asset =
+                serde_json::from_str(&definition).map_err(|_| corrupt("asset", &name))?;
+            if asset.endpoints.iter().any(|e| e.host.eq_ignore_ascii_case(host)) {
+                return Ok(Some(asset));
+            }
+        }
+        Ok(None)
+    }
+
     /// Assets in the zones where the caller holds any permission.
     pub async fn assets(&self, who: &Principal) -> Result<Vec<Asset>> {
         let rows: Vec<(String, String)> = on_pool!(&self.store, pool => sqlx::query_as(

@@ -18,6 +18,7 @@
 //!
 //! Never: open network listeners (that is `web` and `gateway`), or depend on `gateway`.
 
+mod alerts;
 mod auth;
 pub mod bus;
 mod credentials;
@@ -41,6 +42,7 @@ use tokio::sync::RwLock;
 
 use otgate_policy::{ApprovalRules, Authorizer};
 
+pub use alerts::{Alert, AlertFilter, NewAlert};
 pub use auth::{
     Credentials, LoginLimits, LoginOutcome, Principal, Session, TotpEnrolment, generate_password,
 };

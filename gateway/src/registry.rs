@@ -38,6 +38,14 @@ pub(crate) struct Registered {
     pub frozen: watch::Receiver<Option<String>>,
 }
 
+/// Who froze a session, from the reason the registry gives (`frozen by eng1: ...`); the
+/// detector acts as `otgate`.
+pub(crate) fn frozen_by(why: &str) -> &str {
+    why.strip_prefix("frozen by ")
+        .and_then(|rest| rest.split_once(':'))
+        .map_or("engineer", |(by, _)| by)
+}
+
 fn end(live: &Live, reason: &str) {
     if let Ok(mut slot) = live.ended.lock()
         && slot.is_none()

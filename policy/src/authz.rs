@@ -47,6 +47,8 @@ pub enum Role {
     Auditor,
     /// Manages assets, users and policy.
     Admin,
+    /// An IDS, EDR or SIEM integration: reports alerts, nothing else.
+    Sensor,
 }
 
 /// An action that needs authorization in a zone.
@@ -63,6 +65,8 @@ pub enum Action {
     Audit,
     /// Change assets, users, credentials and policy.
     Administer,
+    /// Report external alerts (IDS, EDR).
+    Report,
 }
 
 /// Which actions each role may take.
@@ -73,11 +77,18 @@ pub const PERMISSIONS: &[(Role, Action)] = &[
     (Role::Auditor, Action::Audit),
     (Role::Admin, Action::Administer),
     (Role::Admin, Action::Audit),
+    (Role::Sensor, Action::Report),
 ];
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 4] = [Role::Vendor, Role::Engineer, Role::Auditor, Role::Admin];
+    pub const ALL: [Role; 5] = [
+        Role::Vendor,
+        Role::Engineer,
+        Role::Auditor,
+        Role::Admin,
+        Role::Sensor,
+    ];
 
     /// The role's name.
     pub fn as_str(self) -> &'static str {
@@ -86,6 +97,7 @@ impl Role {
             Self::Engineer => "engineer",
             Self::Auditor => "auditor",
             Self::Admin => "admin",
+            Self::Sensor => "sensor",
         }
     }
 
@@ -109,7 +121,7 @@ impl std::str::FromStr for Role {
                 PolicyError::invalid(
                     "role",
                     format!(
-                        "unknown role `{}`: expected vendor, engineer, auditor or admin",
+                        "unknown role `{}`: expected vendor, engineer, auditor, admin or sensor",
                         value.chars().take(32).collect::<String>()
                     ),
                 )
@@ -131,6 +143,7 @@ impl Action {
             Self::Observe => "observe",
             Self::Audit => "audit",
             Self::Administer => "administer",
+            Self::Report => "report",
         }
     }
 }

@@ -401,6 +401,47 @@ pub enum EventKind {
         /// Files deleted.
         files: u64,
     },
+    /// The detector or an external sensor raised an alert.
+    AlertRaised {
+        /// Alert id.
+        alert: i64,
+        /// `detector` or `external`.
+        origin: String,
+        /// Who raised it (`otgate`, `suricata`, ...).
+        source: String,
+        /// Risk 0-100.
+        score: u8,
+        /// The asset concerned, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        asset: Option<String>,
+        /// The vendor concerned, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vendor: Option<String>,
+        /// Live sessions it touched.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        sessions: Vec<String>,
+        /// What it says, with the findings that drove it.
+        title: String,
+        /// What the playbook did: `alert`, `freeze`, `terminate`, `quarantine`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        response: Option<String>,
+    },
+    /// An engineer marked an alert as a false positive; the detector learns from it.
+    AlertFalsePositive {
+        /// Alert id.
+        alert: i64,
+        /// Why it was not a threat.
+        note: String,
+    },
+    /// The detector failed or fell behind: sessions fell under the playbook's fail mode.
+    DetectorFault {
+        /// What went wrong.
+        reason: String,
+        /// Session events it could not score.
+        dropped: u64,
+        /// Live sessions frozen under the fail mode.
+        frozen: Vec<String>,
+    },
     /// A request to the API was refused.
     Refused {
         /// HTTP method.
@@ -458,6 +499,9 @@ impl EventKind {
             Self::SessionResumeRequested { .. } => "session_resume_requested",
             Self::RecordingVerificationFailed { .. } => "recording_verification_failed",
             Self::RecordingDeleted { .. } => "recording_deleted",
+            Self::AlertRaised { .. } => "alert_raised",
+            Self::AlertFalsePositive { .. } => "alert_false_positive",
+            Self::DetectorFault { .. } => "detector_fault",
             Self::Refused { .. } => "refused",
         }
     }
@@ -465,7 +509,10 @@ impl EventKind {
     /// Severity 0-10 (CEF scale): refusals and revocations stand out.
     pub fn severity(&self) -> u8 {
         match self {
-            Self::QuarantineStarted { .. } | Self::RecordingVerificationFailed { .. } => 8,
+            Self::AlertRaised { score, .. } => (score / 10).clamp(5, 10),
+            Self::QuarantineStarted { .. }
+            | Self::RecordingVerificationFailed { .. }
+            | Self::DetectorFault { .. } => 8,
             Self::ModbusMalformed { .. } => 7,
             Self::LoginThrottled { .. } => 7,
             Self::GrantRevoked { .. }

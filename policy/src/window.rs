@@ -214,6 +214,24 @@ impl MaintenanceWindow {
         Ok(set)
     }
 
+    /// Whether `at` (in its own offset) falls in the window; a span past midnight belongs to
+    /// the day it starts on.
+    pub fn contains(&self, at: OffsetDateTime) -> bool {
+        let Ok(days) = self.weekdays() else {
+            return false;
+        };
+        let minute = Minute::from(at.hour()) * 60 + Minute::from(at.minute());
+        let day = usize::from(at.weekday().number_days_from_monday());
+        let (start, end) = (self.hours.start, self.hours.end);
+        if start < end {
+            days.get(day).copied().unwrap_or(false) && (start..end).contains(&minute)
+        } else {
+            let yesterday = (day + 6) % 7;
+            (days.get(day).copied().unwrap_or(false) && minute >= start)
+                || (days.get(yesterday).copied().unwrap_or(false) && minute < end)
+        }
+    }
+
     /// Checks the days field; `key` names the window in its document.
     pub fn validate(&self, key: &str) -> Result<()> {
         self.weekdays()
@@ -259,6 +277,25 @@ mod tests {
         assert!(!day.contains_window(&window(datetime!(2026-12-04 05:59 UTC), 10), utc));
         let plus_two = UtcOffset::from_hms(2, 0, 0).unwrap();
         assert!(day.contains_window(&window(datetime!(2026-12-04 04:00 UTC), 60), plus_two));
+    }
+
+    #[test]
+    fn maintenance_windows_contain_moments() {
+        let weekdays = MaintenanceWindow {
+            days: "mon-fri".into(),
+            hours: "08:00-16:00".parse().unwrap(),
+        };
+        // 2026-12-04 is a Friday.
+        assert!(weekdays.contains(datetime!(2026-12-04 08:00 UTC)));
+        assert!(!weekdays.contains(datetime!(2026-12-04 16:00 UTC)));
+        assert!(!weekdays.contains(datetime!(2026-12-05 10:00 UTC)));
+        let friday_night = MaintenanceWindow {
+            days: "fri".into(),
+            hours: "22:00-02:00".parse().unwrap(),
+        };
+        assert!(friday_night.contains(datetime!(2026-12-04 23:30 UTC)));
+        assert!(friday_night.contains(datetime!(2026-12-05 01:59 UTC)));
+        assert!(!friday_night.contains(datetime!(2026-12-05 23:30 UTC)));
     }
 
     #[test]

@@ -46,4 +46,4 @@ pub use read::{Problem, Recording, Status, Verification, read};
 pub use report::incident_report;
 pub use retention::{Expired, expire};
 pub use table::modbus_table;
-pub use writer::{EventLine, Recorder, RecorderConfig, SessionRecorder};
+pub use writer::{EventLine, EventTap, Recorder, RecorderConfig, SessionRecorder};

@@ -9,6 +9,7 @@
 //! signed manifest at the end, whatever ended the session.
 
 mod segment;
+mod tap;
 mod upload;
 
 use std::path::PathBuf;
@@ -30,6 +31,7 @@ use crate::model::{
 use crate::storage::Storage;
 use crate::storage::local::write_atomically;
 use segment::Segment;
+pub use tap::EventTap;
 use upload::Uploader;
 
 /// Tuning of the writer.
@@ -88,6 +90,7 @@ pub struct Recorder {
     storage: Arc<dyn Storage>,
     key: Arc<RecordingKey>,
     config: RecorderConfig,
+    live: Arc<tap::Live>,
 }
 
 enum Message {
@@ -113,6 +116,7 @@ enum Message {
 /// The gateway's handle on one session's recording.
 #[derive(Debug)]
 pub struct SessionRecorder {
+    live: Arc<tap::Live>,
     id: String,
     started: Instant,
     tx: mpsc::UnboundedSender<Message>,
@@ -141,7 +145,21 @@ impl Recorder {
             storage,
             key,
             config,
+            live: Arc::default(),
         }
+    }
+
+    /// The same recorder with a tap that sees every session's typed events as they are
+    /// recorded. Set it before the first session starts.
+    pub fn with_tap(mut self, tap: Arc<dyn EventTap>) -> Self {
+        self.live = Arc::new(tap::Live::with(tap));
+        self
+    }
+
+    /// Writes `event` into the log of live session `id` (an alert from the detector);
+    /// false when the session is not live here or its recording queue is full.
+    pub fn annotate(&self, id: &str, event: SessionEvent) -> bool {
+        self.live.annotate(id, event)
     }
 
     /// The storage backend.
@@ -234,15 +252,25 @@ impl Recorder {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(state.run(rx, failure.clone()));
+        let budget = Arc::new(Semaphore::new(self.config.queue_bytes));
+        let started = Instant::now();
+        self.live.opened(&info, &tx, &budget, started);
         Ok(SessionRecorder {
+            live: self.live.clone(),
             id: info.id,
-            started: Instant::now(),
+            started,
             tx,
-            budget: Arc::new(Semaphore::new(self.config.queue_bytes)),
+            budget,
             queue_bytes: self.config.queue_bytes,
             stall: self.config.stall,
             failure,
         })
+    }
+}
+
+impl Drop for SessionRecorder {
+    fn drop(&mut self) {
+        self.live.closed(&self.id);
     }
 }
 
@@ -378,12 +406,14 @@ impl SessionRecorder {
         self.event(SessionEvent::Resize { cols, rows })
     }
 
-    /// Records a typed event.
+    /// Records a typed event (and shows it to the tap, if any).
     pub fn event(&self, event: SessionEvent) -> Result<(), RecorderError> {
         let permit = self.permit(256)?;
+        let at = OffsetDateTime::now_utc();
+        self.live.tapped(&self.id, at, &event);
         self.send(Message::Event {
             t: self.elapsed(),
-            at: OffsetDateTime::now_utc(),
+            at,
             event,
             _permit: permit,
         })

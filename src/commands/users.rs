@@ -18,6 +18,7 @@ fn role(arg: RoleArg) -> Role {
         RoleArg::Engineer => Role::Engineer,
         RoleArg::Auditor => Role::Auditor,
         RoleArg::Admin => Role::Admin,
+        RoleArg::Sensor => Role::Sensor,
     }
 }
 

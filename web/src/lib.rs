@@ -46,6 +46,20 @@ pub const MAX_BODY: usize = 256 * 1024;
 pub struct AppState {
     broker: Arc<Broker>,
     recordings: Archive,
+    intake: Option<Arc<dyn AlertIntake>>,
+}
+
+/// Where external alerts go on a node that runs the detector: it scores them against the
+/// asset's live sessions, applies the playbook, and stores the alert with the sessions it
+/// touched.
+#[async_trait::async_trait]
+pub trait AlertIntake: Send + Sync {
+    /// Handles an alert about `asset`.
+    async fn external(
+        &self,
+        alert: otgate_detector::ExternalAlert,
+        asset: otgate_policy::Asset,
+    ) -> Result<otgate_broker::Alert, otgate_broker::BrokerError>;
 }
 
 /// Errors of the web server.
@@ -75,6 +89,7 @@ pub enum WebError {
         (name = "quarantines", description = "Quarantine of vendors and assets"),
         (name = "events", description = "The event log"),
         (name = "sessions", description = "Recorded sessions: list, search, recording files"),
+        (name = "alerts", description = "Detector and external alerts, false positives"),
         (name = "meta", description = "Health, presets, rules"),
     )
 )]
@@ -120,9 +135,18 @@ async fn api_headers(mut response: Response) -> Response {
     response
 }
 
-/// The whole application: the API over `broker`, recordings read from `recordings`.
-pub fn router(broker: Arc<Broker>, recordings: Archive) -> Router {
-    let state = AppState { broker, recordings };
+/// The whole application: the API over `broker`, recordings read from `recordings`,
+/// external alerts handed to `intake` when this node runs the detector.
+pub fn router(
+    broker: Arc<Broker>,
+    recordings: Archive,
+    intake: Option<Arc<dyn AlertIntake>>,
+) -> Router {
+    let state = AppState {
+        broker,
+        recordings,
+        intake,
+    };
     let (api, _) = parts();
     let document = Arc::new(openapi_json());
     api.route(

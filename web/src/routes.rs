@@ -1,6 +1,7 @@
 //! The API under `/api/v1`, one module per subject. Every handler authorizes through the
 //! broker, which asks `policy`.
 
+mod alerts;
 mod events;
 mod inventory;
 mod meta;
@@ -25,4 +26,5 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(quarantines::routes())
         .merge(events::routes())
         .merge(recordings::routes())
+        .merge(alerts::routes())
 }

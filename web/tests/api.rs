@@ -139,7 +139,7 @@ async fn api() -> Api {
         None,
     );
     Api {
-        app: otgate_web::router(broker.clone(), recordings),
+        app: otgate_web::router(broker.clone(), recordings, None),
         broker,
         dir,
     }

@@ -119,3 +119,34 @@ pub(crate) struct TextHitRow {
     pub kind: String,
     pub snippet: String,
 }
+
+/// An alert.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct AlertRow {
+    pub id: i64,
+    pub at: i64,
+    pub origin: String,
+    pub source: String,
+    pub severity: i64,
+    pub score: i64,
+    pub asset: Option<String>,
+    pub vendor: Option<String>,
+    pub zone: Option<String>,
+    pub title: String,
+    pub findings: String,
+    pub response: Option<String>,
+    pub rule: Option<String>,
+    pub details: String,
+    pub false_positive_by: Option<String>,
+    pub false_positive_at: Option<i64>,
+    pub false_positive_note: Option<String>,
+}
+
+/// Columns of `alerts`, in [`AlertRow`] order.
+macro_rules! alert_columns {
+    () => {
+        "id, at, origin, source, severity, score, asset, vendor, zone, title, findings, response, rule, \
+         details, false_positive_by, false_positive_at, false_positive_note"
+    };
+}
+pub(crate) use alert_columns;

@@ -855,7 +855,7 @@ async fn relay(
                 let state = frozen.borrow_and_update().clone();
                 let notice = match &state {
                     Some(why) => {
-                        record(recorder, SessionEvent::Frozen { by: "engineer".into(), reason: why.clone() });
+                        record(recorder, SessionEvent::Frozen { by: crate::registry::frozen_by(why).into(), reason: why.clone() });
                         format!("\r\notgate: session {why}; your input is held until an engineer resumes it\r\n")
                     }
                     None => {

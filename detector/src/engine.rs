@@ -1,0 +1,606 @@
+//! The detector: scores each session event against the learnt models and the attacker
+//! knowledge, keeps each live session's risk with its explanation, decides the playbook's
+//! response, and learns from sessions that stayed normal.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use otgate_policy::PurdueLevel;
+
+use crate::commands::{self, Contrast, Counts};
+use crate::config::DetectorConfig;
+use crate::error::{DetectorError, Result};
+use crate::hours;
+use crate::industrial::slot;
+use crate::observation::{ModbusRequest, Observation, Observed, SessionContext};
+use crate::playbook::{Playbook, Response};
+use crate::probing::{self, Burst};
+use crate::profile::{AssetProfile, MAX_ITEMS, PairProfile, VendorProfile};
+use crate::reach;
+use crate::score::{Finding, Risk, combine};
+use crate::words::{self, Program};
+use crate::{attacks, industrial};
+
+/// Commands in the sliding window compared with the vendor's usual blocks.
+pub const WINDOW: usize = 20;
+/// Events learnt together once none of them raised an alert.
+pub const LEARN_BLOCK: usize = 100;
+/// Programs remembered per session for the attack patterns.
+const RECENT: usize = 16;
+
+/// The detector's verdict on one event.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct Assessment {
+    /// The session.
+    pub session: String,
+    /// Its grant.
+    pub grant: Option<i64>,
+    /// The vendor.
+    pub vendor: String,
+    /// The asset.
+    pub asset: String,
+    /// The asset's zone.
+    pub zone: Option<String>,
+    /// The asset's level (`"1"`).
+    pub level: Option<String>,
+    /// This event's score, 0-100.
+    pub score: u8,
+    /// The session's risk after it, 0-100.
+    pub risk: u8,
+    /// What this event showed.
+    pub findings: Vec<Finding>,
+    /// The session's strongest findings, strongest first.
+    pub top: Vec<Finding>,
+    /// The session's strongest findings, in one line.
+    pub explanation: String,
+    /// What to do now, when the risk or a rule calls for more than was done already.
+    pub response: Option<Response>,
+    /// The rule that acted, when one did.
+    pub rule: Option<String>,
+}
+
+/// A live session as the detector follows it.
+#[derive(Debug)]
+struct Live {
+    context: SessionContext,
+    risk: Risk,
+    taken: Option<Response>,
+    denials: Burst,
+    exceptions: Burst,
+    recent: VecDeque<Program>,
+    window: VecDeque<f64>,
+    rate: (i64, u32),
+    peak: u32,
+    pending: Vec<Observation>,
+    pending_clean: bool,
+    clean: bool,
+    last: OffsetDateTime,
+}
+
+/// Sizes of what the detector holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Sizes {
+    /// Vendor models.
+    pub vendors: usize,
+    /// Asset models.
+    pub assets: usize,
+    /// Vendor-and-asset models.
+    pub pairs: usize,
+    /// Live sessions.
+    pub sessions: usize,
+}
+
+/// The detector.
+#[derive(Debug)]
+pub struct Detector {
+    config: DetectorConfig,
+    playbook: Playbook,
+    population: Counts,
+    vendors: HashMap<String, VendorProfile>,
+    assets: HashMap<String, AssetProfile>,
+    pairs: HashMap<String, PairProfile>,
+    sessions: HashMap<String, Live>,
+    dirty: BTreeSet<String>,
+}
+
+fn pair_key(vendor: &str, asset: &str) -> String {
+    format!("{vendor}/{asset}")
+}
+
+impl Detector {
+    /// A detector with nothing learnt yet.
+    pub fn new(config: DetectorConfig) -> Result<Self> {
+        let playbook = Playbook::new(&config.playbook)?;
+        Ok(Self {
+            config,
+            playbook,
+            population: Counts::default(),
+            vendors: HashMap::new(),
+            assets: HashMap::new(),
+            pairs: HashMap::new(),
+            sessions: HashMap::new(),
+            dirty: BTreeSet::new(),
+        })
+    }
+
+    /// The playbook in force.
+    pub fn playbook(&self) -> &Playbook {
+        &self.playbook
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DetectorConfig {
+        &self.config
+    }
+
+    /// How much is held.
+    pub fn sizes(&self) -> Sizes {
+        Sizes {
+            vendors: self.vendors.len(),
+            assets: self.assets.len(),
+            pairs: self.pairs.len(),
+            sessions: self.sessions.len(),
+        }
+    }
+
+    /// The live sessions.
+    pub fn live(&self) -> impl Iterator<Item = &SessionContext> {
+        self.sessions.values().map(|l| &l.context)
+    }
+
+    fn assessment(live: &Live, score: u8, findings: Vec<Finding>) -> Assessment {
+        Assessment {
+            session: live.context.id.clone(),
+            grant: live.context.grant,
+            vendor: live.context.vendor.clone(),
+            asset: live.context.asset.clone(),
+            zone: live.context.zone.clone(),
+            level: live.context.level.map(|l| l.as_str().to_owned()),
+            score,
+            risk: live.risk.value,
+            findings,
+            top: live.risk.findings.clone(),
+            explanation: live.risk.explain(),
+            response: None,
+            rule: None,
+        }
+    }
+
+    /// A session starts: scores when and where (working hours, maintenance windows, first
+    /// contact) and follows it from now on.
+    pub fn start(&mut self, context: SessionContext) -> Assessment {
+        let mut findings = Vec::new();
+        let at = context.started_at;
+        if let Some(vendor) = self.vendors.get(&context.vendor) {
+            let warm = vendor.sessions >= self.config.warmup_sessions;
+            vendor.hours.score(&context.vendor, at, warm, &mut findings);
+            reach::score_first_contact(
+                &context.vendor,
+                &context.asset,
+                vendor.assets.contains_key(&context.asset),
+                warm,
+                &mut findings,
+            );
+        }
+        hours::score_maintenance(&context.asset, &context.maintenance, at, &mut findings);
+        let live = Live {
+            context,
+            risk: Risk::default(),
+            taken: None,
+            denials: Burst::default(),
+            exceptions: Burst::default(),
+            recent: VecDeque::new(),
+            window: VecDeque::new(),
+            rate: (0, 0),
+            peak: 0,
+            pending: Vec::new(),
+            pending_clean: true,
+            clean: true,
+            last: at,
+        };
+        let id = live.context.id.clone();
+        self.sessions.insert(id.clone(), live);
+        self.conclude(&id, findings, None)
+            .unwrap_or_else(|| Assessment {
+                session: id,
+                grant: None,
+                vendor: String::new(),
+                asset: String::new(),
+                zone: None,
+                level: None,
+                score: 0,
+                risk: 0,
+                findings: Vec::new(),
+                top: Vec::new(),
+                explanation: String::new(),
+                response: None,
+                rule: None,
+            })
+    }
+
+    /// Scores one event of a live session; `None` for a session the detector does not
+    /// follow.
+    pub fn observe(&mut self, observation: &Observation) -> Option<Assessment> {
+        let live = self.sessions.get_mut(&observation.session)?;
+        live.last = observation.at;
+        let (vendor_name, asset_name) = (live.context.vendor.clone(), live.context.asset.clone());
+        let mut findings = Vec::new();
+        let mut rule: Option<(String, Response)> = None;
+        if observation.what.denied() {
+            let count = live.denials.add(observation.at);
+            probing::score_denials(count, &mut findings);
+        }
+        match &observation.what {
+            Observed::Command { line, .. } => {
+                let programs = words::programs(line);
+                attacks::score_line(line, &mut findings);
+                let empty = VendorProfile::default();
+                let vendor = self.vendors.get(&vendor_name).unwrap_or(&empty);
+                let warm = vendor.commands.total() >= self.config.warmup_commands;
+                let contrast = Contrast {
+                    own: &vendor.commands,
+                    all: &self.population,
+                    alpha: commands::ALPHA,
+                };
+                for program in &programs {
+                    for r in &self.playbook.rules {
+                        if r.fires_on_program(&asset_name, &program.name) {
+                            findings.push(Finding::new(
+                                "rule",
+                                100,
+                                format!("rule `{}`: `{}` on {asset_name}", r.config.name, program.name),
+                            ));
+                            rule = strongest(rule, &r.config.name, r.config.action);
+                        }
+                    }
+                    attacks::score(&live.recent, program, &mut findings);
+                    reach::score_lateral(&asset_name, &live.context.addresses, program, &mut findings);
+                    if warm {
+                        commands::score_novelty(&vendor_name, &program.name, &vendor.commands, &self.population, &mut findings);
+                        live.window.push_back(contrast.ratio(&program.name));
+                        if live.window.len() > WINDOW {
+                            live.window.pop_front();
+                        }
+                    }
+                    live.recent.push_back(program.clone());
+                    if live.recent.len() > RECENT {
+                        live.recent.pop_front();
+                    }
+                }
+                if warm && live.window.len() >= WINDOW / 2 {
+                    let mean = live.window.iter().sum::<f64>() / live.window.len() as f64;
+                    commands::score_window(&vendor_name, vendor.calibration.z(mean), live.window.len(), &mut findings);
+                }
+            }
+            Observed::Modbus { request, .. } => {
+                for r in &self.playbook.rules {
+                    if r.fires_on_modbus(&asset_name, request) {
+                        findings.push(Finding::new(
+                            "rule",
+                            100,
+                            format!(
+                                "rule `{}`: write to {} {} on {asset_name}",
+                                r.config.name,
+                                request.table.map_or("register", |t| t.name()),
+                                request.start.unwrap_or(0)
+                            ),
+                        ));
+                        rule = strongest(rule, &r.config.name, r.config.action);
+                    }
+                }
+                if request.exception.is_some() {
+                    let count = live.exceptions.add(observation.at);
+                    probing::score_exceptions(&asset_name, count, &mut findings);
+                }
+                let now = observation.at.unix_timestamp();
+                if now - live.rate.0 >= 10 {
+                    live.rate = (now, 0);
+                }
+                live.rate.1 = live.rate.1.saturating_add(1);
+                live.peak = live.peak.max(live.rate.1);
+                let peak = self.assets.get(&asset_name).map_or(0, |a| a.peak_rate);
+                let empty = industrial::UnitProfile::default();
+                let unit = self
+                    .assets
+                    .get(&asset_name)
+                    .and_then(|a| a.units.get(&request.unit))
+                    .unwrap_or(&empty);
+                let warm = unit.requests >= self.config.warmup_requests;
+                unit.score(&asset_name, request, warm, &mut findings);
+                industrial::score_rate(&asset_name, live.rate.1, peak, warm, &mut findings);
+                if warm && request.is_write() && findings.is_empty() {
+                    self.score_pair(&vendor_name, &asset_name, request, &mut findings);
+                }
+            }
+            Observed::Forward { host, port, .. } => {
+                reach::score_forward(&asset_name, &live.context.addresses, host, *port, &mut findings);
+            }
+            Observed::FileTransfer { path, upload, .. } => {
+                if *upload && attacks::is_dropped_executable(path) {
+                    findings.push(Finding::new(
+                        "attack",
+                        45,
+                        format!("upload of `{path}` to {asset_name}: a file dropped where attackers stage tools"),
+                    ));
+                }
+            }
+            Observed::Flow { client, server, port } => {
+                let key = format!("{client}>{server}:{port}");
+                let known = self
+                    .assets
+                    .get(&asset_name)
+                    .is_some_and(|a| a.flows.contains(&key));
+                let warm = self
+                    .assets
+                    .get(&asset_name)
+                    .is_some_and(|a| !a.flows.is_empty() || a.units.values().any(|u| u.requests > 0));
+                if warm && !known {
+                    findings.push(Finding::new(
+                        "reach",
+                        70,
+                        format!("first connection from {client} to {server}:{port}"),
+                    ));
+                }
+            }
+        }
+        let rule = rule;
+        let id = observation.session.clone();
+        if let Some(live) = self.sessions.get_mut(&id) {
+            live.pending.push(observation.clone());
+        }
+        let assessment = self.conclude(&id, findings, rule);
+        if let Some(live) = self.sessions.get(&id)
+            && live.pending.len() >= LEARN_BLOCK
+        {
+            self.learn_pending(&id);
+        }
+        assessment
+    }
+
+    fn score_pair(&self, vendor: &str, asset: &str, request: &ModbusRequest, out: &mut Vec<Finding>) {
+        let Some(pair) = self.pairs.get(&pair_key(vendor, asset)) else {
+            return;
+        };
+        let (Some(table), Some(start)) = (request.table, request.start) else {
+            return;
+        };
+        if pair.requests >= self.config.warmup_requests && !pair.written.contains(&slot(table, start)) {
+            out.push(Finding::new(
+                "modbus",
+                35,
+                format!("first write by {vendor} to {} {start} on {asset} (others write it)", table.name()),
+            ));
+        }
+    }
+
+    /// Adds an event's findings to its session's risk and decides the response.
+    fn conclude(&mut self, id: &str, findings: Vec<Finding>, rule: Option<(String, Response)>) -> Option<Assessment> {
+        let live = self.sessions.get_mut(id)?;
+        let score = combine(&findings);
+        let at = live.last;
+        live.risk.add(score, &findings, at);
+        let thresholds = self
+            .playbook
+            .thresholds(live.context.level, live.context.zone.as_deref());
+        if thresholds.alert.is_some_and(|a| score >= a) {
+            live.pending_clean = false;
+        }
+        if thresholds.alert.is_some_and(|a| live.risk.value >= a) {
+            live.clean = false;
+        }
+        let by_risk = self
+            .playbook
+            .response(live.context.level, live.context.zone.as_deref(), live.risk.value);
+        let wanted = by_risk.max(rule.as_ref().map(|(_, r)| *r));
+        let mut assessment = Self::assessment(live, score, findings);
+        if wanted > live.taken {
+            live.taken = wanted;
+            assessment.response = wanted;
+            assessment.rule = rule.map(|(name, _)| name);
+        }
+        Some(assessment)
+    }
+
+    /// Raises the risk of every live session on `asset` for an external alert of
+    /// `severity` (0-10) and decides their responses.
+    pub fn external(&mut self, asset: &str, severity: u8, title: &str, at: OffsetDateTime) -> Vec<Assessment> {
+        let ids: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|l| l.context.asset == asset)
+            .map(|l| l.context.id.clone())
+            .collect();
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(live) = self.sessions.get_mut(&id) {
+                live.last = at;
+            }
+            let finding = Finding::new(
+                "external",
+                severity.min(10).saturating_mul(10),
+                format!("external alert on {asset}: {title}"),
+            );
+            if let Some(a) = self.conclude(&id, vec![finding], None) {
+                out.push(a);
+            }
+        }
+        out
+    }
+
+    /// A session ended: what it did is learnt if it stayed normal, and it is forgotten.
+    pub fn end(&mut self, id: &str) {
+        self.learn_pending(id);
+        let Some(live) = self.sessions.remove(id) else {
+            return;
+        };
+        if !live.clean {
+            return;
+        }
+        let context = &live.context;
+        let vendor = self.vendors.entry(context.vendor.clone()).or_default();
+        vendor.sessions = vendor.sessions.saturating_add(1);
+        if vendor.assets.len() < MAX_ITEMS || vendor.assets.contains_key(&context.asset) {
+            *vendor.assets.entry(context.asset.clone()).or_default() += 1;
+        }
+        // Every hour the session spanned, up to a day.
+        let mut t = context.started_at;
+        for _ in 0..24 {
+            vendor.hours.learn(t);
+            t += time::Duration::hours(1);
+            if t > live.last {
+                break;
+            }
+        }
+        self.dirty.insert(format!("vendor:{}", context.vendor));
+    }
+
+    /// Learns the session's pending events if none of them raised an alert.
+    fn learn_pending(&mut self, id: &str) {
+        let Some(live) = self.sessions.get_mut(id) else {
+            return;
+        };
+        let pending = std::mem::take(&mut live.pending);
+        let clean = std::mem::replace(&mut live.pending_clean, true);
+        let (vendor, asset) = (live.context.vendor.clone(), live.context.asset.clone());
+        let peak = std::mem::take(&mut live.peak);
+        if clean {
+            self.learn(&vendor, &asset, &pending);
+            if peak > 0 {
+                let profile = self.assets.entry(asset.clone()).or_default();
+                profile.peak_rate = profile.peak_rate.max(peak);
+            }
+        }
+    }
+
+    /// Learns events as normal for `vendor` on `asset` (also how an engineer's "false
+    /// positive" feeds the baseline).
+    pub fn learn(&mut self, vendor: &str, asset: &str, observations: &[Observation]) {
+        let mut names = Vec::new();
+        for observation in observations {
+            match &observation.what {
+                Observed::Command { line, allowed: true } => names.extend(words::names(line)),
+                Observed::Modbus { request, allowed: true } => {
+                    let profile = self.assets.entry(asset.to_owned()).or_default();
+                    let unit = profile.units.entry(request.unit).or_default();
+                    unit.learn(request);
+                    let pair = self.pairs.entry(pair_key(vendor, asset)).or_default();
+                    pair.requests += 1;
+                    if request.is_write()
+                        && pair.written.len() < MAX_ITEMS
+                        && let (Some(table), Some(start)) = (request.table, request.start)
+                    {
+                        pair.written.insert(slot(table, start));
+                    }
+                    self.dirty.insert(format!("asset:{asset}"));
+                    self.dirty.insert(format!("pair:{}", pair_key(vendor, asset)));
+                }
+                Observed::Flow { client, server, port } => {
+                    let profile = self.assets.entry(asset.to_owned()).or_default();
+                    if profile.flows.len() < MAX_ITEMS {
+                        profile.flows.insert(format!("{client}>{server}:{port}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !names.is_empty() {
+            self.learn_commands(vendor, &names);
+        }
+    }
+
+    /// Learns what an alert an engineer marked a false positive was about: its events, their
+    /// hours, and the vendor's contact with the asset.
+    pub fn learn_false_positive(&mut self, vendor: &str, asset: &str, observations: &[Observation]) {
+        self.learn(vendor, asset, observations);
+        let profile = self.vendors.entry(vendor.to_owned()).or_default();
+        for observation in observations {
+            profile.hours.learn(observation.at);
+        }
+        if profile.assets.len() < MAX_ITEMS || profile.assets.contains_key(asset) {
+            profile.assets.entry(asset.to_owned()).or_insert(1);
+        }
+        self.dirty.insert(format!("vendor:{vendor}"));
+    }
+
+    /// Learns a block of commands for a vendor: first its score against the model so far
+    /// calibrates what usual looks like, then its counts.
+    pub fn learn_commands(&mut self, vendor: &str, names: &[String]) {
+        let profile = self.vendors.entry(vendor.to_owned()).or_default();
+        if profile.commands.total() >= self.config.warmup_commands {
+            let contrast = Contrast {
+                own: &profile.commands,
+                all: &self.population,
+                alpha: commands::ALPHA,
+            };
+            for chunk in names.chunks(WINDOW).filter(|c| c.len() == WINDOW) {
+                let score = contrast.block(chunk.iter().map(String::as_str));
+                profile.calibration.add(score);
+            }
+        }
+        for name in names {
+            profile.commands.add(name, 1);
+            self.population.add(name, 1);
+        }
+        self.dirty.insert(format!("vendor:{vendor}"));
+        self.dirty.insert("population".into());
+    }
+
+    /// The models changed since the last call, as (key, JSON) pairs to store.
+    pub fn take_dirty(&mut self) -> Vec<(String, String)> {
+        let keys = std::mem::take(&mut self.dirty);
+        keys.into_iter()
+            .filter_map(|key| {
+                let body = match key.split_once(':') {
+                    Some(("vendor", name)) => self.vendors.get(name).map(serde_json::to_string),
+                    Some(("asset", name)) => self.assets.get(name).map(serde_json::to_string),
+                    Some(("pair", name)) => self.pairs.get(name).map(serde_json::to_string),
+                    _ if key == "population" => Some(serde_json::to_string(&self.population)),
+                    _ => None,
+                };
+                Some((key, body?.ok()?))
+            })
+            .collect()
+    }
+
+    /// Loads a stored model.
+    pub fn load(&mut self, key: &str, body: &str) -> Result<()> {
+        let bad = |e: serde_json::Error| DetectorError::Model {
+            key: key.to_owned(),
+            reason: e.to_string(),
+        };
+        match key.split_once(':') {
+            Some(("vendor", name)) => {
+                self.vendors.insert(name.to_owned(), serde_json::from_str(body).map_err(bad)?);
+            }
+            Some(("asset", name)) => {
+                self.assets.insert(name.to_owned(), serde_json::from_str(body).map_err(bad)?);
+            }
+            Some(("pair", name)) => {
+                self.pairs.insert(name.to_owned(), serde_json::from_str(body).map_err(bad)?);
+            }
+            _ if key == "population" => self.population = serde_json::from_str(body).map_err(bad)?,
+            _ => {
+                return Err(DetectorError::Model {
+                    key: key.to_owned(),
+                    reason: "unknown kind of model".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The level of a live session, for the fail mode.
+    pub fn level_of(&self, session: &str) -> Option<PurdueLevel> {
+        self.sessions.get(session).and_then(|l| l.context.level)
+    }
+}
+
+fn strongest(current: Option<(String, Response)>, name: &str, action: Response) -> Option<(String, Response)> {
+    match current {
+        Some((n, r)) if r >= action => Some((n, r)),
+        _ => Some((name.to_owned(), action)),
+    }
+}

@@ -1,0 +1,109 @@
+//! The recorder's view of its live sessions from outside the gateway: a tap that sees every
+//! typed event as it is recorded (the detector's input), and annotations written into a live
+//! session's log by someone other than its gateway (the detector's alerts).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use time::OffsetDateTime;
+use tokio::sync::{Semaphore, mpsc};
+
+use super::Message;
+use crate::model::{SessionEvent, SessionInfo};
+
+/// Sees sessions start and end and every typed event recorded in between. Called on the
+/// recording path: implementations must not block.
+pub trait EventTap: Send + Sync + std::fmt::Debug {
+    /// A session's recording started.
+    fn started(&self, info: &SessionInfo);
+    /// A typed event was recorded.
+    fn event(&self, session: &str, at: OffsetDateTime, event: &SessionEvent);
+    /// The session's recording ended (finished or dropped).
+    fn ended(&self, session: &str);
+}
+
+/// What it takes to write into a live session's log without keeping it open.
+#[derive(Debug)]
+struct Annotator {
+    tx: mpsc::WeakUnboundedSender<Message>,
+    budget: Arc<Semaphore>,
+    started: Instant,
+}
+
+/// The recorder's live sessions.
+#[derive(Debug, Default)]
+pub(crate) struct Live {
+    tap: Option<Arc<dyn EventTap>>,
+    open: Mutex<HashMap<String, Annotator>>,
+}
+
+impl Live {
+    pub(crate) fn with(tap: Arc<dyn EventTap>) -> Self {
+        Self {
+            tap: Some(tap),
+            open: Mutex::default(),
+        }
+    }
+
+    pub(crate) fn opened(
+        &self,
+        info: &SessionInfo,
+        tx: &mpsc::UnboundedSender<Message>,
+        budget: &Arc<Semaphore>,
+        started: Instant,
+    ) {
+        if let Ok(mut open) = self.open.lock() {
+            open.insert(
+                info.id.clone(),
+                Annotator {
+                    tx: tx.downgrade(),
+                    budget: budget.clone(),
+                    started,
+                },
+            );
+        }
+        if let Some(tap) = &self.tap {
+            tap.started(info);
+        }
+    }
+
+    pub(crate) fn closed(&self, id: &str) {
+        if let Ok(mut open) = self.open.lock() {
+            open.remove(id);
+        }
+        if let Some(tap) = &self.tap {
+            tap.ended(id);
+        }
+    }
+
+    pub(crate) fn tapped(&self, id: &str, at: OffsetDateTime, event: &SessionEvent) {
+        if let Some(tap) = &self.tap {
+            tap.event(id, at, event);
+        }
+    }
+
+    /// Writes `event` into the live session `id`'s log; false when the session is not
+    /// live here or its queue is full.
+    pub(crate) fn annotate(&self, id: &str, event: SessionEvent) -> bool {
+        let Ok(open) = self.open.lock() else {
+            return false;
+        };
+        let Some(annotator) = open.get(id) else {
+            return false;
+        };
+        let (Some(tx), Ok(permit)) = (
+            annotator.tx.upgrade(),
+            annotator.budget.clone().try_acquire_many_owned(256),
+        ) else {
+            return false;
+        };
+        tx.send(Message::Event {
+            t: annotator.started.elapsed().as_secs_f64(),
+            at: OffsetDateTime::now_utc(),
+            event,
+            _permit: permit,
+        })
+        .is_ok()
+    }
+}
