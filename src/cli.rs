@@ -85,6 +85,79 @@ pub enum Command {
     /// Verify recordings, export evidence bundles, write incident reports.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Detector and external alerts: list, show, report, mark false positives.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+    /// The anomaly detector offline: evaluate it on recorded or public data.
+    #[command(subcommand)]
+    Detector(DetectorCommand),
+}
+
+/// `otgate alerts ...`.
+#[derive(Subcommand)]
+pub enum AlertsCommand {
+    /// Alerts you may see, newest first.
+    List {
+        /// Only those that touched this session.
+        #[arg(long)]
+        session: Option<String>,
+        /// Only about this asset.
+        #[arg(long)]
+        asset: Option<String>,
+        /// Only about this vendor.
+        #[arg(long)]
+        vendor: Option<String>,
+    },
+    /// One alert with its findings.
+    Show {
+        /// Alert id.
+        id: i64,
+    },
+    /// Report an external alert from a JSON file (generic or Suricata EVE; `-` for stdin).
+    Report {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Mark an alert a false positive: the detector learns its events as normal.
+    FalsePositive {
+        /// Alert id.
+        id: i64,
+        /// Why it was not a threat.
+        #[arg(long)]
+        note: String,
+    },
+}
+
+/// `otgate detector ...`.
+#[derive(Subcommand)]
+pub enum DetectorCommand {
+    /// Score data offline with the live detector's code; print hit rate, false-alarm rate,
+    /// ROC points and AUC.
+    Eval(EvalArgs),
+}
+
+/// `otgate detector eval`.
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("data").required(true).args(["sea", "events", "pcap"])))]
+pub struct EvalArgs {
+    /// A masquerade data set in the SEA layout: `User<N>` files and `labels.txt`.
+    #[arg(long)]
+    pub sea: Option<PathBuf>,
+    /// An event stream in JSON lines (commands or Modbus requests, optional labels).
+    #[arg(long)]
+    pub events: Option<PathBuf>,
+    /// A Modbus/TCP capture (pcap), with `--labels`.
+    #[arg(long, requires = "labels")]
+    pub pcap: Option<PathBuf>,
+    /// Per-packet labels for `--pcap` (`index;0|1`).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// The false-alarm rate the SEA thresholds are calibrated to, on training data only.
+    #[arg(long, default_value_t = 0.013)]
+    pub max_false_alarm: f64,
+    /// A configuration whose `[detector]` section to use (default: built-in settings).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
 }
 
 /// `otgate connect`.

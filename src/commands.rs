@@ -1,9 +1,11 @@
 //! One module per subcommand; this file only dispatches.
 
+mod alerts;
 mod assets;
 mod check;
 mod connect;
 mod demo;
+mod detector;
 mod events;
 mod init;
 mod login;
@@ -43,6 +45,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Connect(args) => connect::run(&cli, args).await,
         Command::Sessions(command) => recordings::sessions(&cli, command).await,
         Command::Replay(args) => recordings::replay(&cli, args).await,
+        Command::Alerts(command) => alerts::run(&cli, command).await,
+        Command::Detector(command) => detector::run(&cli, command),
         Command::Audit(command) => match recordings::audit(&cli, command).await? {
             0 => Ok(()),
             code => Err(ExitCode(code).into()),

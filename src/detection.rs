@@ -19,12 +19,11 @@ use tokio_util::sync::CancellationToken;
 
 use otgate_broker::{Alert, Broker, BrokerError, NewAlert, NewQuarantine};
 use otgate_detector::{
-    Assessment, Detector, DetectorConfig, ExternalAlert, FailMode, Finding, Observation,
-    Response, SessionContext,
+    Assessment, Detector, DetectorConfig, ExternalAlert, FailMode, Finding, Observation, Response,
+    SessionContext,
 };
 use otgate_policy::{
-    Asset, AssetName, Event, EventKind, GrantId, PurdueLevel, QuarantineSubject, UserName,
-    ZoneName,
+    Asset, AssetName, Event, EventKind, GrantId, PurdueLevel, QuarantineSubject, UserName, ZoneName,
 };
 use otgate_recorder::Recorder;
 use otgate_recorder::model::SessionEvent;
@@ -59,7 +58,11 @@ struct Shared {
 
 /// A request from the API.
 enum Request {
-    External(ExternalAlert, Box<Asset>, oneshot::Sender<Result<Alert, BrokerError>>),
+    External(
+        ExternalAlert,
+        Box<Asset>,
+        oneshot::Sender<Result<Alert, BrokerError>>,
+    ),
 }
 
 /// The API's door to the detector.
@@ -72,12 +75,17 @@ impl otgate_web::AlertIntake for Intake {
     async fn external(&self, alert: ExternalAlert, asset: Asset) -> Result<Alert, BrokerError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send_timeout(Request::External(alert, Box::new(asset), reply), Duration::from_secs(5))
+            .send_timeout(
+                Request::External(alert, Box::new(asset), reply),
+                Duration::from_secs(5),
+            )
             .await
-            .map_err(|_| BrokerError::Conflict("the detector is not answering: try again".into()))?;
-        answer
-            .await
-            .map_err(|_| BrokerError::Conflict("the detector stopped while handling the alert".into()))?
+            .map_err(|_| {
+                BrokerError::Conflict("the detector is not answering: try again".into())
+            })?;
+        answer.await.map_err(|_| {
+            BrokerError::Conflict("the detector stopped while handling the alert".into())
+        })?
     }
 }
 
@@ -123,7 +131,12 @@ async fn supervise(shared: Arc<Shared>, shutdown: CancellationToken) {
             Ok(()) => return,
             Err(error) => {
                 tracing::error!(%error, "the detector stopped; restarting it");
-                fault(&shared, &format!("the detector stopped ({error}) and was restarted"), &mut HashSet::new()).await;
+                fault(
+                    &shared,
+                    &format!("the detector stopped ({error}) and was restarted"),
+                    &mut HashSet::new(),
+                )
+                .await;
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -195,7 +208,9 @@ async fn serve(shared: Arc<Shared>, shutdown: CancellationToken) {
                 }
             }
         }
-        Err(e) => tracing::error!(error = %e, "the detector's models could not be loaded; starting from nothing"),
+        Err(e) => {
+            tracing::error!(error = %e, "the detector's models could not be loaded; starting from nothing")
+        }
     }
     let mut inputs = shared.inputs.lock().await;
     let mut requests = shared.requests.lock().await;
@@ -261,7 +276,9 @@ async fn save(shared: &Shared, detector: &mut Detector, unsaved: &mut Vec<(Strin
     unsaved.extend(fresh);
     match shared.broker.save_models(unsaved).await {
         Ok(()) => unsaved.clear(),
-        Err(e) => tracing::error!(error = %e, models = unsaved.len(), "the detector's models could not be stored; retrying"),
+        Err(e) => {
+            tracing::error!(error = %e, models = unsaved.len(), "the detector's models could not be stored; retrying")
+        }
     }
 }
 
@@ -277,7 +294,10 @@ async fn handle(shared: &Shared, detector: &mut Detector, input: Input) {
                 grant: info.grant,
                 vendor: info.vendor.clone(),
                 asset: info.asset.clone(),
-                zone: asset.as_ref().map(|a| a.zone.to_string()).or(info.zone.clone()),
+                zone: asset
+                    .as_ref()
+                    .map(|a| a.zone.to_string())
+                    .or(info.zone.clone()),
                 level: asset.as_ref().map(|a| a.level),
                 addresses: asset
                     .as_ref()
@@ -314,7 +334,10 @@ async fn handle(shared: &Shared, detector: &mut Detector, input: Input) {
 }
 
 fn zone_of(assessment: &Assessment) -> Option<ZoneName> {
-    assessment.zone.as_deref().and_then(|z| ZoneName::new(z).ok())
+    assessment
+        .zone
+        .as_deref()
+        .and_then(|z| ZoneName::new(z).ok())
 }
 
 /// Stores an alert when the playbook calls for a response, and acts on it.
@@ -410,7 +433,11 @@ async fn terminate(
     zone: Option<ZoneName>,
 ) -> Result<(), BrokerError> {
     if let Some(grant) = assessment.grant.and_then(|g| GrantId::new(g).ok()) {
-        match shared.broker.revoke_grant_as_system(grant, &truncate(reason)).await {
+        match shared
+            .broker
+            .revoke_grant_as_system(grant, &truncate(reason))
+            .await
+        {
             Ok(_) | Err(BrokerError::Conflict(_)) => {}
             Err(e) => return Err(e),
         }

@@ -257,7 +257,9 @@ impl Broker {
         if self.sees_alert(who, &alert).await {
             Ok(alert)
         } else {
-            Err(BrokerError::NotFound(format!("no alert {id} that you may see")))
+            Err(BrokerError::NotFound(format!(
+                "no alert {id} that you may see"
+            )))
         }
     }
 
@@ -311,7 +313,10 @@ impl Broker {
                 "you may not judge alert {id}: engineers of its zone and admins may"
             )));
         }
-        if note.trim().is_empty() || note.chars().count() > 1000 || note.chars().any(char::is_control) {
+        if note.trim().is_empty()
+            || note.chars().count() > 1000
+            || note.chars().any(char::is_control)
+        {
             return Err(BrokerError::invalid(
                 "say why it is a false positive (1 to 1000 printable characters)",
             ));
@@ -356,7 +361,8 @@ impl Broker {
         .bind(id)
         .fetch_optional(pool)
         .await)?;
-        let (vendor, asset, evidence) = row.ok_or_else(|| BrokerError::NotFound(format!("no alert {id}")))?;
+        let (vendor, asset, evidence) =
+            row.ok_or_else(|| BrokerError::NotFound(format!("no alert {id}")))?;
         Ok((vendor, asset, decode_json("evidence", &evidence)?))
     }
 

@@ -68,7 +68,8 @@ impl Broker {
         let request = self.load_request(id).await?;
         self.require_revoker(who, &request.zone).await?;
         let mut batch = Batch::begin(self).await?;
-        self.revoke_in(&mut batch, Some(who), &request, reason).await?;
+        self.revoke_in(&mut batch, Some(who), &request, reason)
+            .await?;
         batch.commit(self).await?;
         self.load_request(id).await
     }
@@ -90,7 +91,8 @@ impl Broker {
         }
         let mut batch = Batch::begin(self).await?;
         for request in &live {
-            self.revoke_in(&mut batch, Some(who), request, reason).await?;
+            self.revoke_in(&mut batch, Some(who), request, reason)
+                .await?;
         }
         batch.commit(self).await?;
         Ok(live.iter().map(|r| r.id).collect())

@@ -198,7 +198,11 @@ impl Broker {
         for (name, definition) in rows {
             let asset: Asset =
                 serde_json::from_str(&definition).map_err(|_| corrupt("asset", &name))?;
-            if asset.endpoints.iter().any(|e| e.host.eq_ignore_ascii_case(host)) {
+            if asset
+                .endpoints
+                .iter()
+                .any(|e| e.host.eq_ignore_ascii_case(host))
+            {
                 return Ok(Some(asset));
             }
         }

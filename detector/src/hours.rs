@@ -126,7 +126,10 @@ mod tests {
         profile.score("vendor1", datetime!(2026-12-06 02:14 UTC), false, &mut out);
         assert!(out.is_empty());
         profile.score("vendor1", datetime!(2026-12-06 02:14 UTC), true, &mut out);
-        assert_eq!(out[0].text, "Sun 02:14 UTC is outside vendor1's usual hours");
+        assert_eq!(
+            out[0].text,
+            "Sun 02:14 UTC is outside vendor1's usual hours"
+        );
     }
 
     #[test]
@@ -139,7 +142,11 @@ mod tests {
         score_maintenance("plc-7", &windows, datetime!(2026-12-04 09:00 UTC), &mut out);
         assert!(out.is_empty());
         score_maintenance("plc-7", &windows, datetime!(2026-12-05 09:00 UTC), &mut out);
-        assert!(out[0].text.contains("plc-7 is outside its maintenance windows (mon-fri 08:00-16:00)"));
+        assert!(
+            out[0]
+                .text
+                .contains("plc-7 is outside its maintenance windows (mon-fri 08:00-16:00)")
+        );
         score_maintenance("plc-7", &[], datetime!(2026-12-05 09:00 UTC), &mut out);
         assert_eq!(out.len(), 1);
     }

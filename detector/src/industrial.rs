@@ -144,7 +144,9 @@ impl UnitProfile {
         let touching: Vec<(Table, u16, u16)> = self
             .reads
             .iter()
-            .filter(|(t, a, b)| *t == table && *a <= hi.saturating_add(1) && lo <= b.saturating_add(1))
+            .filter(|(t, a, b)| {
+                *t == table && *a <= hi.saturating_add(1) && lo <= b.saturating_add(1)
+            })
             .copied()
             .collect();
         for range in touching {
@@ -154,6 +156,23 @@ impl UnitProfile {
         }
         if self.reads.len() < MAX_READ_RANGES {
             self.reads.insert((table, lo, hi));
+        }
+    }
+
+    /// Whether the profile knows this request: its function, and for reads the range, for
+    /// writes the register.
+    pub fn knows(&self, request: &ModbusRequest) -> bool {
+        if !self.has_function(request.function) {
+            return false;
+        }
+        let (Some(table), Some(start)) = (request.table, request.start) else {
+            return true;
+        };
+        if request.is_write() {
+            self.written.contains_key(&slot(table, start))
+        } else {
+            let last = start.saturating_add(request.count.unwrap_or(1).saturating_sub(1));
+            self.reads_cover(table, start, last)
         }
     }
 
@@ -170,7 +189,11 @@ impl UnitProfile {
         if !COMMON_FUNCTIONS.contains(&code) && !self.has_function(code) {
             out.push(Finding::new(
                 "modbus",
-                if code == 8 || code == 43 || code == 90 || code == 17 { 60 } else { 55 },
+                if code == 8 || code == 43 || code == 90 || code == 17 {
+                    60
+                } else {
+                    55
+                },
                 format!(
                     "function {code} ({}) on {asset} is not normal operation and never seen there",
                     function_name(code)
@@ -180,7 +203,10 @@ impl UnitProfile {
             out.push(Finding::new(
                 "modbus",
                 50,
-                format!("function {code} ({}) never used on {asset}", function_name(code)),
+                format!(
+                    "function {code} ({}) never used on {asset}",
+                    function_name(code)
+                ),
             ));
         }
         let (Some(table), Some(start)) = (request.table, request.start) else {
@@ -204,7 +230,9 @@ impl UnitProfile {
                         return;
                     }
                     Some(w) if *value < w.min || *value > w.max => {
-                        let span = f64::from(w.max - w.min).max(f64::from(w.max.max(1)) * 0.1).max(1.0);
+                        let span = f64::from(w.max - w.min)
+                            .max(f64::from(w.max.max(1)) * 0.1)
+                            .max(1.0);
                         let distance = if *value > w.max {
                             f64::from(*value - w.max)
                         } else {
@@ -235,7 +263,10 @@ impl UnitProfile {
                 out.push(Finding::new(
                     "modbus",
                     25,
-                    format!("read of {} {start}-{last} on {asset} never seen", table.name()),
+                    format!(
+                        "read of {} {start}-{last} on {asset} never seen",
+                        table.name()
+                    ),
                 ));
             }
         }
@@ -304,7 +335,10 @@ mod tests {
         let mut out = Vec::new();
         unit.score("plc-7", &write(4000, &[1]), true, &mut out);
         assert_eq!(out.len(), 1);
-        assert!(out[0].text.contains("first write to holding 4000 on plc-7"), "{out:?}");
+        assert!(
+            out[0].text.contains("first write to holding 4000 on plc-7"),
+            "{out:?}"
+        );
         out.clear();
         unit.score("plc-7", &write(105, &[9000]), true, &mut out);
         assert!(out[0].score >= 80, "{out:?}");

@@ -287,7 +287,12 @@ impl Playbook {
     }
 
     /// The strongest response a risk calls for.
-    pub fn response(&self, level: Option<PurdueLevel>, zone: Option<&str>, risk: u8) -> Option<Response> {
+    pub fn response(
+        &self,
+        level: Option<PurdueLevel>,
+        zone: Option<&str>,
+        risk: u8,
+    ) -> Option<Response> {
         let t = self.thresholds(level, zone);
         [
             (t.quarantine, Response::Quarantine),
@@ -311,7 +316,9 @@ impl Playbook {
 fn check(key: &str, t: &Thresholds) -> Result<()> {
     let steps = [t.alert, t.freeze, t.terminate, t.quarantine];
     if steps.iter().flatten().any(|v| *v > 100) {
-        return Err(DetectorError::Config(format!("{key}: thresholds are 0-100")));
+        return Err(DetectorError::Config(format!(
+            "{key}: thresholds are 0-100"
+        )));
     }
     let set: Vec<u8> = steps.iter().flatten().copied().collect();
     if set.windows(2).any(|w| matches!(w, [a, b] if a > b)) {
@@ -331,13 +338,34 @@ mod tests {
         let config: PlaybookConfig = toml_like();
         let playbook = Playbook::new(&config).unwrap();
         assert_eq!(playbook.response(Some(PurdueLevel::L1), None, 39), None);
-        assert_eq!(playbook.response(Some(PurdueLevel::L1), None, 40), Some(Response::Alert));
-        assert_eq!(playbook.response(Some(PurdueLevel::L1), None, 85), Some(Response::Terminate));
-        assert_eq!(playbook.response(Some(PurdueLevel::L3), None, 85), Some(Response::Freeze));
-        assert_eq!(playbook.response(Some(PurdueLevel::L3), Some("lab"), 85), Some(Response::Alert));
-        assert_eq!(playbook.response(None, None, 96), Some(Response::Quarantine));
-        assert_eq!(playbook.fail_mode(Some(PurdueLevel::L0), None), FailMode::Freeze);
-        assert_eq!(playbook.fail_mode(Some(PurdueLevel::L2), None), FailMode::Alert);
+        assert_eq!(
+            playbook.response(Some(PurdueLevel::L1), None, 40),
+            Some(Response::Alert)
+        );
+        assert_eq!(
+            playbook.response(Some(PurdueLevel::L1), None, 85),
+            Some(Response::Terminate)
+        );
+        assert_eq!(
+            playbook.response(Some(PurdueLevel::L3), None, 85),
+            Some(Response::Freeze)
+        );
+        assert_eq!(
+            playbook.response(Some(PurdueLevel::L3), Some("lab"), 85),
+            Some(Response::Alert)
+        );
+        assert_eq!(
+            playbook.response(None, None, 96),
+            Some(Response::Quarantine)
+        );
+        assert_eq!(
+            playbook.fail_mode(Some(PurdueLevel::L0), None),
+            FailMode::Freeze
+        );
+        assert_eq!(
+            playbook.fail_mode(Some(PurdueLevel::L2), None),
+            FailMode::Alert
+        );
     }
 
     fn toml_like() -> PlaybookConfig {
@@ -405,6 +433,11 @@ mod tests {
             assets: vec![],
             action: Response::Alert,
         });
-        assert!(Playbook::new(&config).unwrap_err().to_string().contains("holding:4000-4099"));
+        assert!(
+            Playbook::new(&config)
+                .unwrap_err()
+                .to_string()
+                .contains("holding:4000-4099")
+        );
     }
 }

@@ -11,7 +11,7 @@ use crate::score::Finding;
 /// The span over which denials are counted.
 pub const SPAN_SECS: i64 = 60;
 /// Most moments kept.
-const KEEP: usize = 64;
+const KEEP: usize = 256;
 
 /// Recent denials or exceptions of one session.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -62,6 +62,17 @@ pub fn score_exceptions(asset: &str, count: usize, out: &mut Vec<Finding>) {
         score,
         format!("{count} Modbus exceptions from {asset} in the last minute (a scan)"),
     ));
+}
+
+/// Scores `count` requests for addresses or functions new to the unit within a minute.
+pub fn score_scan(asset: &str, count: usize, out: &mut Vec<Finding>) {
+    if count > 32 {
+        out.push(Finding::new(
+            "probing",
+            if count > 100 { 80 } else { 45 },
+            format!("scan: {count} new addresses or functions asked of {asset} in a minute"),
+        ));
+    }
 }
 
 #[cfg(test)]

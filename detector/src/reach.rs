@@ -6,9 +6,30 @@ use crate::words::Program;
 
 /// Programs that open connections to other hosts.
 pub const LATERAL: [&str; 24] = [
-    "ssh", "scp", "sftp", "rsync", "nc", "ncat", "netcat", "socat", "telnet", "ftp", "tftp",
-    "curl", "wget", "nmap", "masscan", "zmap", "hping3", "rdesktop", "xfreerdp", "smbclient",
-    "psexec", "mbpoll", "modbus", "plink",
+    "ssh",
+    "scp",
+    "sftp",
+    "rsync",
+    "nc",
+    "ncat",
+    "netcat",
+    "socat",
+    "telnet",
+    "ftp",
+    "tftp",
+    "curl",
+    "wget",
+    "nmap",
+    "masscan",
+    "zmap",
+    "hping3",
+    "rdesktop",
+    "xfreerdp",
+    "smbclient",
+    "psexec",
+    "mbpoll",
+    "modbus",
+    "plink",
 ];
 
 /// Whether a word names a host: an IPv4 address, `user@host`, a URL, or `host:port`.
@@ -37,7 +58,11 @@ pub fn score_lateral(asset: &str, addresses: &[String], program: &Program, out: 
         .filter(|a| !a.starts_with('-'))
         .find_map(|a| host_in(a));
     match target {
-        Some(host) if !addresses.iter().any(|a| a == &host) && host != "127.0.0.1" && host != "localhost" => {
+        Some(host)
+            if !addresses.iter().any(|a| a == &host)
+                && host != "127.0.0.1"
+                && host != "localhost" =>
+        {
             out.push(Finding::new(
                 "lateral",
                 65,
@@ -56,7 +81,13 @@ pub fn score_lateral(asset: &str, addresses: &[String], program: &Program, out: 
 }
 
 /// Scores a port forward to a host other than the asset.
-pub fn score_forward(asset: &str, addresses: &[String], host: &str, port: u16, out: &mut Vec<Finding>) {
+pub fn score_forward(
+    asset: &str,
+    addresses: &[String],
+    host: &str,
+    port: u16,
+    out: &mut Vec<Finding>,
+) {
     if addresses.iter().any(|a| a == host) {
         return;
     }
@@ -68,7 +99,13 @@ pub fn score_forward(asset: &str, addresses: &[String], host: &str, port: u16, o
 }
 
 /// Scores a vendor's first session on an asset, once the vendor has a history.
-pub fn score_first_contact(vendor: &str, asset: &str, known: bool, warm: bool, out: &mut Vec<Finding>) {
+pub fn score_first_contact(
+    vendor: &str,
+    asset: &str,
+    known: bool,
+    warm: bool,
+    out: &mut Vec<Finding>,
+) {
     if warm && !known {
         out.push(Finding::new(
             "reach",

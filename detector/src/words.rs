@@ -32,8 +32,9 @@ fn basename(word: &str) -> String {
 
 fn program(argv: &[String]) -> Option<Program> {
     let is_assignment = |w: &String| {
-        w.split_once('=')
-            .is_some_and(|(name, _)| !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        w.split_once('=').is_some_and(|(name, _)| {
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
     };
     let mut i = argv.iter().take_while(|w| is_assignment(w)).count();
     while let Some(word) = argv.get(i) {
@@ -109,9 +110,15 @@ mod tests {
         assert_eq!(names("LANG=C nice -n 5 make"), ["make"]);
         assert_eq!(names("echo $(uname -a)"), ["uname", "echo"]);
         // The lexer refuses this; the fallback still finds the programs.
-        assert_eq!(names("cat /proc/cpuinfo | grep name ; echo 'x"), ["cat", "grep", "echo"]);
+        assert_eq!(
+            names("cat /proc/cpuinfo | grep name ; echo 'x"),
+            ["cat", "grep", "echo"]
+        );
         assert!(names("").is_empty());
         let p = programs("ssh admin@10.0.0.7");
-        assert_eq!(p.first().map(|p| p.args.clone()), Some(vec!["admin@10.0.0.7".to_owned()]));
+        assert_eq!(
+            p.first().map(|p| p.args.clone()),
+            Some(vec!["admin@10.0.0.7".to_owned()])
+        );
     }
 }

@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use otgate_detector::{ModbusRequest, Observed, Table};
-use otgate_recorder::model::{Direction, SessionEvent, SessionInfo, Verdict};
 use otgate_recorder::EventTap;
+use otgate_recorder::model::{Direction, SessionEvent, SessionInfo, Verdict};
 
 /// What the tap hands the detector.
 #[derive(Debug)]
@@ -151,7 +151,10 @@ mod tests {
         assert_eq!(tap.dropped.load(Ordering::Relaxed), 2);
         assert!(matches!(
             rx.try_recv(),
-            Ok(Input::Event { what: Observed::Command { .. }, .. })
+            Ok(Input::Event {
+                what: Observed::Command { .. },
+                ..
+            })
         ));
     }
 }

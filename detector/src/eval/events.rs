@@ -82,7 +82,10 @@ fn observed(line: &Line) -> std::result::Result<Observed, String> {
     let allowed = line.allowed.unwrap_or(true);
     match line.kind.as_str() {
         "command" => Ok(Observed::Command {
-            line: line.command.clone().ok_or("a command event needs `command`")?,
+            line: line
+                .command
+                .clone()
+                .ok_or("a command event needs `command`")?,
             allowed,
         }),
         "modbus" => Ok(Observed::Modbus {
@@ -117,15 +120,19 @@ pub fn evaluate(name: &str, input: impl BufRead, config: DetectorConfig) -> Resu
             continue;
         }
         if line.len() > MAX_LINE {
-            return Err(DetectorError::Input(format!("{name}: line {n} is longer than {MAX_LINE} bytes")));
+            return Err(DetectorError::Input(format!(
+                "{name}: line {n} is longer than {MAX_LINE} bytes"
+            )));
         }
         let event: Line = serde_json::from_str(&line)
             .map_err(|e| DetectorError::Input(format!("{name}: line {n}: {e}")))?;
-        let at = event
-            .ts
-            .at()
-            .ok_or_else(|| DetectorError::Input(format!("{name}: line {n}: `ts` is not RFC 3339 nor seconds")))?;
-        let what = observed(&event).map_err(|e| DetectorError::Input(format!("{name}: line {n}: {e}")))?;
+        let at = event.ts.at().ok_or_else(|| {
+            DetectorError::Input(format!(
+                "{name}: line {n}: `ts` is not RFC 3339 nor seconds"
+            ))
+        })?;
+        let what =
+            observed(&event).map_err(|e| DetectorError::Input(format!("{name}: line {n}: {e}")))?;
         let session = event
             .session
             .clone()
@@ -146,7 +153,10 @@ pub fn evaluate(name: &str, input: impl BufRead, config: DetectorConfig) -> Resu
         let Some(assessment) = detector.observe(&Observation { session, at, what }) else {
             continue;
         };
-        let abnormal = matches!(event.label, Some(Label::Flag(true)) | Some(Label::Number(1..)));
+        let abnormal = matches!(
+            event.label,
+            Some(Label::Flag(true)) | Some(Label::Number(1..))
+        );
         let threshold = detector
             .playbook()
             .thresholds(None, None)
@@ -156,8 +166,16 @@ pub fn evaluate(name: &str, input: impl BufRead, config: DetectorConfig) -> Resu
         flagged.push(assessment.score >= threshold);
     }
     let positives = scored.iter().filter(|(_, p)| *p).count();
-    let hits = scored.iter().zip(&flagged).filter(|((_, p), f)| *p && **f).count();
-    let false_alarms = scored.iter().zip(&flagged).filter(|((_, p), f)| !*p && **f).count();
+    let hits = scored
+        .iter()
+        .zip(&flagged)
+        .filter(|((_, p), f)| *p && **f)
+        .count();
+    let false_alarms = scored
+        .iter()
+        .zip(&flagged)
+        .filter(|((_, p), f)| !*p && **f)
+        .count();
     let roc = roc_of(&scored);
     Ok(Report {
         data: format!("events {name}"),
@@ -185,7 +203,11 @@ mod tests {
     fn attacker_commands_in_a_stream_are_flagged() {
         let mut text = String::new();
         for i in 0..300 {
-            let cmd = ["ls -la", "systemctl status plc-bridge", "tail -n 50 /var/log/syslog"][i % 3];
+            let cmd = [
+                "ls -la",
+                "systemctl status plc-bridge",
+                "tail -n 50 /var/log/syslog",
+            ][i % 3];
             text.push_str(&format!(
                 "{{\"ts\": {}, \"user\": \"v\", \"asset\": \"hmi\", \"kind\": \"command\", \"command\": \"{cmd}\", \"label\": 0}}\n",
                 1_764_000_000 + i * 10

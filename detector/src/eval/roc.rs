@@ -75,12 +75,18 @@ pub fn roc_of(scored: &[(f64, bool)]) -> Vec<[f64; 2]> {
     let (mut hits, mut fas) = (0usize, 0usize);
     let mut i = 0;
     while i < sorted.len() {
-        let Some((threshold, _)) = sorted.get(i).copied() else { break };
+        let Some((threshold, _)) = sorted.get(i).copied() else {
+            break;
+        };
         while let Some((score, positive)) = sorted.get(i).copied() {
             if score != threshold {
                 break;
             }
-            if positive { hits += 1 } else { fas += 1 }
+            if positive {
+                hits += 1
+            } else {
+                fas += 1
+            }
             i += 1;
         }
         points.push([rate(fas, negatives), rate(hits, positives)]);
@@ -101,7 +107,9 @@ impl Report {
             self.auc
         );
         if !self.parts.is_empty() {
-            out.push_str("  part                                     items  abnormal  hits  false alarms\n");
+            out.push_str(
+                "  part                                     items  abnormal  hits  false alarms\n",
+            );
             for p in &self.parts {
                 out.push_str(&format!(
                     "  {:<40} {:>5}  {:>8}  {:>4}  {:>12}\n",

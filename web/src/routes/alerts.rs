@@ -53,8 +53,17 @@ async fn list(
 #[utoipa::path(get, path = "/alerts/{id}", tag = "alerts", security(("bearer" = [])),
     params(("id" = i64, Path, description = "alert id")),
     responses((status = 200, body = Alert), (status = 404, body = ErrorBody)))]
-async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Alert>> {
-    Ok(Json(state.broker.alert(&caller.principal, alert_id(&id)?).await?))
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Alert>> {
+    Ok(Json(
+        state
+            .broker
+            .alert(&caller.principal, alert_id(&id)?)
+            .await?,
+    ))
 }
 
 /// Marks an alert a false positive: the detector learns its events as normal.
