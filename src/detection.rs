@@ -324,10 +324,13 @@ async fn handle(shared: &Shared, detector: &mut Detector, input: Input) {
                 respond(shared, detector, &assessment, Some(&observation)).await;
             }
         }
-        Input::Ended(session) => {
+        Input::Ended(session, done) => {
             detector.end(&session);
             if let Ok(mut live) = shared.live.lock() {
                 live.remove(&session);
+            }
+            if let Some(done) = done {
+                let _ = done.send(());
             }
         }
     }

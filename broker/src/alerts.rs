@@ -201,7 +201,7 @@ impl Broker {
                 Event::now(EventKind::AlertRaised {
                     alert: id,
                     origin: alert.origin.clone(),
-                    source: alert.source.clone(),
+                    sensor: alert.source.clone(),
                     score: alert.score,
                     asset: alert.asset.clone(),
                     vendor: alert.vendor.clone(),

@@ -30,7 +30,7 @@ impl Default for DetectorConfig {
             warmup_requests: 200,
             warmup_sessions: 5,
             queue: 65_536,
-            quarantine_severity: 8,
+            quarantine_severity: 9,
             playbook: PlaybookConfig::default(),
         }
     }

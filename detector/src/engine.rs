@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use otgate_policy::PurdueLevel;
 
-use crate::commands::{self, Contrast, Counts};
+use crate::commands::{self, Contrast, Counts, Others};
 use crate::config::DetectorConfig;
 use crate::error::{DetectorError, Result};
 use crate::hours;
@@ -75,7 +75,7 @@ struct Live {
     novel: Burst,
     asked: BTreeSet<(u8, u8, u16, u16)>,
     recent: VecDeque<Program>,
-    window: VecDeque<f64>,
+    window: VecDeque<String>,
     rate: (i64, u32),
     peak: u32,
     pending: Vec<Observation>,
@@ -248,8 +248,8 @@ impl Detector {
                 let warm = vendor.commands.total() >= self.config.warmup_commands;
                 let contrast = Contrast {
                     own: &vendor.commands,
-                    all: &self.population,
-                    alpha: commands::ALPHA,
+                    others: Others::AllBut(&self.population),
+                    vocabulary: (self.population.distinct() + 1) as f64,
                 };
                 for program in &programs {
                     for r in &self.playbook.rules {
@@ -280,7 +280,7 @@ impl Detector {
                             &self.population,
                             &mut findings,
                         );
-                        live.window.push_back(contrast.ratio(&program.name));
+                        live.window.push_back(program.name.clone());
                         if live.window.len() > WINDOW {
                             live.window.pop_front();
                         }
@@ -290,14 +290,10 @@ impl Detector {
                         live.recent.pop_front();
                     }
                 }
-                if warm && live.window.len() >= WINDOW / 2 {
-                    let mean = live.window.iter().sum::<f64>() / live.window.len() as f64;
-                    commands::score_window(
-                        &vendor_name,
-                        vendor.calibration.z(mean),
-                        live.window.len(),
-                        &mut findings,
-                    );
+                if warm && live.window.len() == WINDOW {
+                    let window: Vec<&String> = live.window.iter().collect();
+                    let score = contrast.score(&window);
+                    commands::score_window(&vendor_name, vendor.calibration.z(score), WINDOW, &mut findings);
                 }
             }
             Observed::Modbus { request, .. } => {
@@ -618,20 +614,19 @@ impl Detector {
     /// calibrates what usual looks like, then its counts.
     pub fn learn_commands(&mut self, vendor: &str, names: &[String]) {
         let profile = self.vendors.entry(vendor.to_owned()).or_default();
-        if profile.commands.total() >= self.config.warmup_commands {
-            let contrast = Contrast {
-                own: &profile.commands,
-                all: &self.population,
-                alpha: commands::ALPHA,
-            };
-            for chunk in names.chunks(WINDOW).filter(|c| c.len() == WINDOW) {
-                let score = contrast.block(chunk.iter().map(String::as_str));
-                profile.calibration.add(score);
+        // Each block is scored against the model before it joins it (prequential), so the
+        // calibration says how usual blocks score, drift included.
+        for chunk in names.chunks(WINDOW) {
+            if profile.commands.total() >= self.config.warmup_commands && chunk.len() == WINDOW {
+                let contrast = Contrast {
+                    own: &profile.commands,
+                    others: Others::AllBut(&self.population),
+                    vocabulary: (self.population.distinct() + 1) as f64,
+                };
+                profile.calibration.add(contrast.score(chunk));
             }
-        }
-        for name in names {
-            profile.commands.add(name, 1);
-            self.population.add(name, 1);
+            profile.commands.add_block(chunk);
+            self.population.add_block(chunk);
         }
         self.dirty.insert(format!("vendor:{vendor}"));
         self.dirty.insert("population".into());

@@ -408,7 +408,7 @@ pub enum EventKind {
         /// `detector` or `external`.
         origin: String,
         /// Who raised it (`otgate`, `suricata`, ...).
-        source: String,
+        sensor: String,
         /// Risk 0-100.
         score: u8,
         /// The asset concerned, when known.
@@ -562,5 +562,44 @@ impl Event {
     pub fn in_zone(mut self, zone: Option<ZoneName>) -> Self {
         self.zone = zone;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detector_events_round_trip_beside_the_envelope_fields() {
+        // Field names of a kind must not collide with the envelope's (`at`, `actor`,
+        // `source`, `zone`): the kind is flattened into the same object.
+        let kinds = [
+            EventKind::AlertRaised {
+                alert: 1,
+                origin: "external".into(),
+                sensor: "suricata".into(),
+                score: 90,
+                asset: Some("plc-7".into()),
+                vendor: None,
+                sessions: vec!["s1".into()],
+                title: "t".into(),
+                response: Some("freeze".into()),
+            },
+            EventKind::AlertFalsePositive {
+                alert: 1,
+                note: "planned test".into(),
+            },
+            EventKind::DetectorFault {
+                reason: "queue full".into(),
+                dropped: 3,
+                frozen: vec!["s1".into()],
+            },
+        ];
+        for kind in kinds {
+            let event = Event::now(kind).from_addr(Some("10.0.0.9".parse().unwrap()));
+            let text = serde_json::to_string(&event).unwrap();
+            let back: Event = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, event, "{text}");
+        }
     }
 }

@@ -113,10 +113,14 @@ enum Message {
     Finish(EndReason, oneshot::Sender<Result<Manifest, RecorderError>>),
 }
 
+/// How long a finishing recording waits for the tap to catch up with the session.
+const TAP_GRACE: Duration = Duration::from_secs(1);
+
 /// The gateway's handle on one session's recording.
 #[derive(Debug)]
 pub struct SessionRecorder {
     live: Arc<tap::Live>,
+    told: bool,
     id: String,
     started: Instant,
     tx: mpsc::UnboundedSender<Message>,
@@ -257,6 +261,7 @@ impl Recorder {
         self.live.opened(&info, &tx, &budget, started);
         Ok(SessionRecorder {
             live: self.live.clone(),
+            told: false,
             id: info.id,
             started,
             tx,
@@ -270,7 +275,7 @@ impl Recorder {
 
 impl Drop for SessionRecorder {
     fn drop(&mut self) {
-        self.live.closed(&self.id);
+        self.live.closed(&self.id, self.told);
     }
 }
 
@@ -421,7 +426,12 @@ impl SessionRecorder {
 
     /// Ends the recording: writes the last line, seals the last segment, writes and uploads
     /// the signed manifest. Works after a failure too, as far as storage allows.
-    pub async fn finish(self, reason: EndReason) -> Result<Manifest, RecorderError> {
+    pub async fn finish(mut self, reason: EndReason) -> Result<Manifest, RecorderError> {
+        if let Some(caught_up) = self.live.closing(&self.id) {
+            self.told = true;
+            // The tap's last word on the session (an alert) belongs before the last line.
+            let _ = tokio::time::timeout(TAP_GRACE, caught_up).await;
+        }
         let (tx, rx) = oneshot::channel();
         self.send(Message::Finish(reason, tx))?;
         rx.await

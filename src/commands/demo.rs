@@ -1,7 +1,7 @@
 //! `otgate demo`: a complete plant on embedded defaults. On first run it lays out the
-//! directory, seeds users (one vendor, two engineers, an auditor, an admin) with passwords and
-//! authenticator secrets, a small plant and the vendor's SSH key; then it serves and writes
-//! `demo.json` with every endpoint and credential.
+//! directory, seeds users (one vendor, two engineers, an auditor, an admin, an IDS sensor)
+//! with passwords and authenticator secrets, a small plant and the vendor's SSH key; then it
+//! serves and writes `demo.json` with every endpoint and credential.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -273,6 +273,15 @@ async fn seed(broker: &Broker, dir: &Path) -> Result<Vec<DemoUser>> {
             "Victor Vendor (Acme Automation)",
             Vec::new(),
             Some("acme"),
+        ),
+        (
+            "ids",
+            "The plant's IDS (Suricata) reporting alerts",
+            vec![RoleAssignment {
+                role: Role::Sensor,
+                domain: Domain::Any,
+            }],
+            None,
         ),
     ];
     let mut users = Vec::new();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use otgate_detector::{ModbusRequest, Observed, Table};
 use otgate_recorder::EventTap;
@@ -26,8 +26,8 @@ pub enum Input {
         /// What.
         what: Observed,
     },
-    /// It ended.
-    Ended(String),
+    /// It ended; `done` is told once the detector has handled everything before.
+    Ended(String, Option<oneshot::Sender<()>>),
 }
 
 /// The tap.
@@ -124,8 +124,8 @@ impl EventTap for Tap {
         }
     }
 
-    fn ended(&self, session: &str) {
-        self.push(Input::Ended(session.to_owned()));
+    fn ended(&self, session: &str, done: Option<oneshot::Sender<()>>) {
+        self.push(Input::Ended(session.to_owned(), done));
     }
 }
 
@@ -147,7 +147,7 @@ mod tests {
         tap.event("s", now, &command);
         tap.event("s", now, &command);
         tap.event("s", now, &SessionEvent::Resize { cols: 80, rows: 24 });
-        tap.ended("s");
+        tap.ended("s", None);
         assert_eq!(tap.dropped.load(Ordering::Relaxed), 2);
         assert!(matches!(
             rx.try_recv(),

@@ -12,6 +12,7 @@
 )]
 
 mod control_plane;
+mod detector;
 mod gateway;
 mod gateway_endings;
 mod modbus;

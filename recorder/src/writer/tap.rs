@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use time::OffsetDateTime;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::Message;
 use crate::model::{SessionEvent, SessionInfo};
@@ -19,8 +19,10 @@ pub trait EventTap: Send + Sync + std::fmt::Debug {
     fn started(&self, info: &SessionInfo);
     /// A typed event was recorded.
     fn event(&self, session: &str, at: OffsetDateTime, event: &SessionEvent);
-    /// The session's recording ended (finished or dropped).
-    fn ended(&self, session: &str);
+    /// The session's recording is ending (finished or dropped). When `done` is given, the
+    /// recording waits a moment for it, so what the tap still has to say about the session
+    /// (an alert) gets into its log before the last line.
+    fn ended(&self, session: &str, done: Option<oneshot::Sender<()>>);
 }
 
 /// What it takes to write into a live session's log without keeping it open.
@@ -68,12 +70,21 @@ impl Live {
         }
     }
 
-    pub(crate) fn closed(&self, id: &str) {
+    /// Tells the tap the session is ending; resolves when it has caught up with it.
+    pub(crate) fn closing(&self, id: &str) -> Option<oneshot::Receiver<()>> {
+        let tap = self.tap.as_ref()?;
+        let (done, caught_up) = oneshot::channel();
+        tap.ended(id, Some(done));
+        Some(caught_up)
+    }
+
+    /// Forgets the session; tells the tap unless [`Self::closing`] did.
+    pub(crate) fn closed(&self, id: &str, told: bool) {
         if let Ok(mut open) = self.open.lock() {
             open.remove(id);
         }
-        if let Some(tap) = &self.tap {
-            tap.ended(id);
+        if let (Some(tap), false) = (&self.tap, told) {
+            tap.ended(id, None);
         }
     }
 
