@@ -52,7 +52,10 @@ impl Counts {
 
     fn change_block<S: AsRef<str>>(&mut self, block: &[S], add: bool) {
         for command in block {
-            bump(self.counts.entry(command.as_ref().to_owned()).or_default(), add);
+            bump(
+                self.counts.entry(command.as_ref().to_owned()).or_default(),
+                add,
+            );
         }
         let n = block.len() as u64;
         self.total = if add {
@@ -240,13 +243,13 @@ pub fn score_novelty(
     if all.get(command) == 0 {
         out.push(Finding::new(
             "commands",
-            55,
+            40,
             format!("command `{command}` never used by {vendor} nor by any other vendor"),
         ));
     } else {
         out.push(Finding::new(
             "commands",
-            40,
+            30,
             format!("command `{command}` never used by {vendor}"),
         ));
     }
@@ -255,14 +258,20 @@ pub fn score_novelty(
 /// Scores a window of a session's recent commands against the vendor's usual blocks.
 pub fn score_window(vendor: &str, z: Option<f64>, len: usize, out: &mut Vec<Finding>) {
     let Some(z) = z else { return };
-    if z > 3.0 {
-        let score = (40.0 + 10.0 * (z - 3.0)).min(80.0) as u8;
-        out.push(Finding::new(
-            "commands",
-            score,
-            format!("the last {len} commands are unlike {vendor}'s usual sessions ({z:.1} standard deviations)"),
-        ));
-    }
+    // Above 3 standard deviations is where the SEA calibration puts 1.3 % of a user's own
+    // blocks of 100. A live session looks at every window of 20, so the same level is weak
+    // evidence here; only a far larger deviation is strong on its own.
+    let score = match z {
+        z if z >= 9.0 => 60,
+        z if z >= 6.0 => 45,
+        z if z > 3.0 => 30,
+        _ => return,
+    };
+    out.push(Finding::new(
+        "commands",
+        score,
+        format!("the last {len} commands are unlike {vendor}'s usual sessions ({z:.1} standard deviations)"),
+    ));
 }
 
 #[cfg(test)]
@@ -313,7 +322,7 @@ mod tests {
         assert!(z > 10.0, "{z}");
         let mut out = Vec::new();
         score_window("v", Some(z), 20, &mut out);
-        assert_eq!(out[0].score, 80);
+        assert_eq!(out[0].score, 60);
         score_window("v", cal.z(1.0), 20, &mut out);
         assert_eq!(out.len(), 1);
     }

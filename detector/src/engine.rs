@@ -293,7 +293,12 @@ impl Detector {
                 if warm && live.window.len() == WINDOW {
                     let window: Vec<&String> = live.window.iter().collect();
                     let score = contrast.score(&window);
-                    commands::score_window(&vendor_name, vendor.calibration.z(score), WINDOW, &mut findings);
+                    commands::score_window(
+                        &vendor_name,
+                        vendor.calibration.z(score),
+                        WINDOW,
+                        &mut findings,
+                    );
                 }
             }
             Observed::Modbus { request, .. } => {

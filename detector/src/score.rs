@@ -2,19 +2,23 @@
 //! sentence); an event's score combines them, and a session's risk accumulates its events'
 //! scores and fades with time.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub use otgate_policy::Finding;
 
-/// Combines independent findings: the chance that at least one is right (noisy-or), so two
-/// medium findings outweigh one.
+/// Combines an event's findings: the strongest counts in full, each further one adds as an
+/// independent chance (noisy-or), a weak one (below 50) for a third. Two strong findings
+/// outweigh one; weak ones only nudge.
 pub fn combine(findings: &[Finding]) -> u8 {
-    let keep = findings
-        .iter()
-        .fold(1.0_f64, |keep, f| keep * (1.0 - f64::from(f.score) / 100.0));
+    let mut scores: Vec<u8> = findings.iter().map(|f| f.score).collect();
+    scores.sort_unstable_by(|a, b| b.cmp(a));
+    let keep = scores.iter().enumerate().fold(1.0_f64, |keep, (i, s)| {
+        let weight = if i == 0 || *s >= 50 { 1.0 } else { 1.0 / 3.0 };
+        keep * (1.0 - f64::from(*s) / 100.0 * weight)
+    });
     to_score(1.0 - keep)
 }
 
@@ -29,12 +33,14 @@ pub fn to_score(p: f64) -> u8 {
 
 /// How fast an old event's weight fades from a session's risk.
 pub const RISK_HALF_LIFE_SECS: f64 = 600.0;
-/// Most distinct findings remembered per session.
-const MAX_SEEN: usize = 256;
 /// How many findings a session keeps as its explanation.
 pub const TOP_FINDINGS: usize = 5;
 
-/// A session's running risk.
+/// A session's running risk: the strongest finding of each model so far, each fading with
+/// time (half-life ten minutes), combined across models (noisy-or). Independent kinds of
+/// evidence compound; the same model saying the same kind of thing again does not snowball.
+/// A weak finding (below 50) counts for a third. The risk is never below the event's own
+/// score.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Risk {
     /// 0-100.
@@ -44,36 +50,36 @@ pub struct Risk {
     /// When it was last raised.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub updated: Option<OffsetDateTime>,
-    /// Findings the session already had.
+    /// Each model's strongest finding score, and when.
     #[serde(skip)]
-    seen: BTreeSet<String>,
+    peaks: BTreeMap<String, (u8, OffsetDateTime)>,
+}
+
+fn faded(score: u8, since: OffsetDateTime, now: OffsetDateTime) -> f64 {
+    let secs = if now > since {
+        (now - since).as_seconds_f64()
+    } else {
+        0.0
+    };
+    f64::from(score) / 100.0 * 0.5_f64.powf(secs / RISK_HALF_LIFE_SECS)
 }
 
 impl Risk {
-    /// Adds an event scoring `score` at `at`: the previous risk fades (half-life ten
-    /// minutes), then combines with the event's new findings (a finding the session already
-    /// had adds nothing, so a repeated oddity does not snowball); a weak finding (below 50)
-    /// counts for a third. The risk is never below the event's own score.
+    /// Adds an event scoring `score` at `at` with its findings.
     pub fn add(&mut self, score: u8, findings: &[Finding], at: OffsetDateTime) {
-        let faded = match self.updated {
-            Some(last) if at > last => {
-                let secs = (at - last).as_seconds_f64();
-                f64::from(self.value) / 100.0 * 0.5_f64.powf(secs / RISK_HALF_LIFE_SECS)
-            }
-            _ => f64::from(self.value) / 100.0,
-        };
-        let mut keep = 1.0 - faded;
         for finding in findings {
-            let key = format!("{}:{}", finding.model, finding.text);
-            if self.seen.contains(&key) {
-                continue;
+            let stronger = self.peaks.get(&finding.model).is_none_or(|(peak, when)| {
+                f64::from(finding.score) / 100.0 >= faded(*peak, *when, at)
+            });
+            if stronger {
+                self.peaks
+                    .insert(finding.model.clone(), (finding.score, at));
             }
-            if self.seen.len() < MAX_SEEN {
-                self.seen.insert(key);
-            }
-            let weight = if finding.score >= 50 { 1.0 } else { 1.0 / 3.0 };
-            keep *= 1.0 - f64::from(finding.score) / 100.0 * weight;
         }
+        let keep = self.peaks.values().fold(1.0, |keep, (peak, when)| {
+            let weight = if *peak >= 50 { 1.0 } else { 1.0 / 3.0 };
+            keep * (1.0 - faded(*peak, *when, at) * weight)
+        });
         self.value = to_score(1.0 - keep).max(score);
         if score > 0 {
             self.updated = Some(at);
@@ -123,11 +129,15 @@ mod tests {
             combine(&[Finding::new("a", 60, "x"), Finding::new("b", 60, "y")]),
             84
         );
+        assert_eq!(
+            combine(&[Finding::new("a", 45, "x"), Finding::new("b", 30, "y")]),
+            50
+        );
         assert_eq!(combine(&[Finding::new("a", 100, "x")]), 100);
     }
 
     #[test]
-    fn risk_accumulates_and_fades() {
+    fn risk_accumulates_across_models_and_fades() {
         let t0 = datetime!(2026-12-04 10:00 UTC);
         let mut risk = Risk::default();
         risk.add(60, &[Finding::new("a", 60, "first")], t0);
@@ -139,16 +149,17 @@ mod tests {
         let mut later = risk.clone();
         later.add(10, &[], t0 + time::Duration::minutes(20));
         assert!(later.value < 30, "{}", later.value);
-        // Weak findings alone stay weak, and a repeated one adds nothing.
-        let mut weak = Risk::default();
-        for text in ["a", "b", "c"] {
-            weak.add(30, &[Finding::new("m", 30, text)], t0);
-        }
-        assert!((40..=45).contains(&weak.value), "{}", weak.value);
+        // One model repeating itself does not snowball, whatever it says.
         let mut same = Risk::default();
-        for _ in 0..10 {
-            same.add(30, &[Finding::new("m", 30, "again")], t0);
+        for text in ["x", "y", "z", "w"] {
+            same.add(60, &[Finding::new("m", 60, text)], t0);
         }
-        assert_eq!(same.value, 30);
+        assert_eq!(same.value, 60);
+        // Weak findings of several models stay weak.
+        let mut weak = Risk::default();
+        for model in ["a", "b", "c"] {
+            weak.add(30, &[Finding::new(model, 30, "x")], t0);
+        }
+        assert_eq!(weak.value, 30);
     }
 }

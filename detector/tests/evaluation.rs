@@ -5,7 +5,13 @@
 //! The data lives outside the repository (`../shared/data`, or `OTGATE_DATA`); without it the
 //! tests fail under `OTGATE_REQUIRE_PEERS=1` and skip otherwise.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
 
 use std::path::PathBuf;
 
@@ -22,7 +28,10 @@ fn data() -> Option<PathBuf> {
         Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")),
         Some(PathBuf::from("/work/shared/data")),
     ];
-    let found = candidates.into_iter().flatten().find(|p| p.join("sea-dev").is_dir());
+    let found = candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.join("sea-dev").is_dir());
     if found.is_none() {
         assert!(
             std::env::var("OTGATE_REQUIRE_PEERS").as_deref() != Ok("1"),
@@ -41,7 +50,11 @@ fn sea_masquerades_are_caught_better_than_the_published_naive_bayes() {
     assert_eq!((report.items, report.positives), (2500, 125));
     // Measured: 75.2 % hits at 1.09 % false alarms, AUC 0.973 (published NB: 61.5 / 1.3).
     assert!(report.hit_rate >= 0.74, "{}", report.hit_rate);
-    assert!(report.false_alarm_rate <= 0.012, "{}", report.false_alarm_rate);
+    assert!(
+        report.false_alarm_rate <= 0.012,
+        "{}",
+        report.false_alarm_rate
+    );
     assert!(report.auc >= 0.97, "{}", report.auc);
 }
 
@@ -52,9 +65,24 @@ fn lemay_modbus_captures_are_scored_packet_by_packet() {
     // (file, hit floor, false-alarm ceiling, AUC floor); measured 98.3/0.00/0.992,
     // 99.6/0.36/0.998, 98.1/0.00/0.990, 97.3/0.00/0.987.
     let files = [
-        ("CnC_uploading_exe_modbus_6RTU_with_operate", 0.98, 0.001, 0.99),
-        ("characterization_modbus_6RTU_with_operate", 0.99, 0.005, 0.99),
-        ("exploit_ms08_netapi_modbus_6RTU_with_operate", 0.98, 0.001, 0.98),
+        (
+            "CnC_uploading_exe_modbus_6RTU_with_operate",
+            0.98,
+            0.001,
+            0.99,
+        ),
+        (
+            "characterization_modbus_6RTU_with_operate",
+            0.99,
+            0.005,
+            0.99,
+        ),
+        (
+            "exploit_ms08_netapi_modbus_6RTU_with_operate",
+            0.98,
+            0.001,
+            0.98,
+        ),
         ("moving_two_files_modbus_6RTU", 0.97, 0.001, 0.98),
     ];
     for (name, hit, fa, area) in files {
@@ -63,8 +91,16 @@ fn lemay_modbus_captures_are_scored_packet_by_packet() {
         let labels = pcap::labels(name, &text).unwrap();
         let report = pcap::evaluate(name, &capture, &labels, DetectorConfig::default()).unwrap();
         eprintln!("{}", report.text());
-        assert!(report.hit_rate >= hit, "{name}: hit rate {}", report.hit_rate);
-        assert!(report.false_alarm_rate <= fa, "{name}: false alarms {}", report.false_alarm_rate);
+        assert!(
+            report.hit_rate >= hit,
+            "{name}: hit rate {}",
+            report.hit_rate
+        );
+        assert!(
+            report.false_alarm_rate <= fa,
+            "{name}: false alarms {}",
+            report.false_alarm_rate
+        );
         assert!(report.auc >= area, "{name}: AUC {}", report.auc);
     }
 }
@@ -88,7 +124,10 @@ fn session_risk(detector: &mut Detector, id: &str, vendor: &str, lines: &[String
         let observation = Observation {
             session: id.into(),
             at: at + time::Duration::seconds(i as i64 * 5),
-            what: Observed::Command { line: line.clone(), allowed: true },
+            what: Observed::Command {
+                line: line.clone(),
+                allowed: true,
+            },
         };
         if let Some(a) = detector.observe(&observation) {
             peak = peak.max(a.risk);
@@ -105,7 +144,8 @@ fn attacker_sessions_score_high_and_benign_sessions_do_not() {
     let alert = level3.alert.unwrap();
     // Real attacker sessions (CZ.NIC honeypots): their first ten statements.
     let corpus: Value = serde_json::from_str(
-        &std::fs::read_to_string(data.join("attack-sessions/logprecis_supervised_corpus.json")).unwrap(),
+        &std::fs::read_to_string(data.join("attack-sessions/logprecis_supervised_corpus.json"))
+            .unwrap(),
     )
     .unwrap();
     let mut detector = Detector::new(DetectorConfig::default()).unwrap();
@@ -120,7 +160,13 @@ fn attacker_sessions_score_high_and_benign_sessions_do_not() {
             .take(10)
             .collect();
         total += 1;
-        if session_risk(&mut detector, &format!("attack-{i}"), &format!("attacker-{i}"), &lines) >= alert {
+        if session_risk(
+            &mut detector,
+            &format!("attack-{i}"),
+            &format!("attacker-{i}"),
+            &lines,
+        ) >= alert
+        {
             caught += 1;
         }
     }
@@ -134,11 +180,12 @@ fn attacker_sessions_score_high_and_benign_sessions_do_not() {
         .collect();
     let (mut alarms, mut benign) = (0, 0);
     for user in 1..=25usize {
-        let commands: Vec<String> = std::fs::read_to_string(data.join(format!("sea-dev/User{user}")))
-            .unwrap()
-            .lines()
-            .map(str::to_owned)
-            .collect();
+        let commands: Vec<String> =
+            std::fs::read_to_string(data.join(format!("sea-dev/User{user}")))
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect();
         let name = format!("user{user}");
         for (b, block) in commands.chunks(100).enumerate() {
             let risk = session_risk(&mut detector, &format!("{name}-{b}"), &name, block);
@@ -154,6 +201,8 @@ fn attacker_sessions_score_high_and_benign_sessions_do_not() {
         hit * 100.0,
         false_alarm * 100.0
     );
-    assert!(hit >= 0.0, "{hit}");
-    assert!(false_alarm <= 1.0, "{false_alarm}");
+    // Measured: 64.3 % of attacker sessions alerted within ten statements; 2.48 % of benign
+    // sessions (SEA users' own blocks, 1998 UNIX use, ftp/telnet/rlogin included).
+    assert!(hit >= 0.63, "{hit}");
+    assert!(false_alarm <= 0.03, "{false_alarm}");
 }

@@ -50,7 +50,10 @@ fn events(auditor: &Session<'_>) -> Vec<Value> {
 /// Waits until the recording of `session` is sealed and indexed, then checks it verifies
 /// and holds the detector's alert.
 fn verified_with_alert(demo: &Demo, auditor: &Session<'_>, session: &str) {
-    let key = demo.file["recording_public_key"].as_str().unwrap().to_owned();
+    let key = demo.file["recording_public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     eventually("the recording to verify", || {
         let out = auditor.run(&["audit", "verify", session, "--key", &key], None);
         out.status.success().then_some(())

@@ -29,9 +29,9 @@ const MAX_USERS: usize = 1000;
 const MAX_FILE: u64 = 64 * 1024 * 1024;
 /// z values of the ROC curve.
 const ROC_Z: [f64; 39] = [
-    -4.0, -3.0, -2.0, -1.5, -1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5,
-    1.75, 2.0, 2.25, 2.5, 2.75, 3.0, 3.25, 3.5, 3.75, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5,
-    8.0, 9.0, 10.0, 12.0, 15.0, 20.0, 30.0,
+    -4.0, -3.0, -2.0, -1.5, -1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75,
+    2.0, 2.25, 2.5, 2.75, 3.0, 3.25, 3.5, 3.75, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5, 8.0, 9.0,
+    10.0, 12.0, 15.0, 20.0, 30.0,
 ];
 
 /// One user: training and test blocks, labels, and the calibration.
@@ -52,16 +52,24 @@ fn read_users(dir: &Path) -> Result<Vec<(u32, Vec<String>)>> {
     for entry in entries {
         let entry = entry.map_err(|e| DetectorError::Input(format!("{}: {e}", dir.display())))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(n) = name.strip_prefix("User").and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(n) = name
+            .strip_prefix("User")
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         if users.len() >= MAX_USERS {
-            return Err(DetectorError::Input(format!("more than {MAX_USERS} user files")));
+            return Err(DetectorError::Input(format!(
+                "more than {MAX_USERS} user files"
+            )));
         }
         let path = entry.path();
         let size = entry.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
         if size > MAX_FILE {
-            return Err(DetectorError::Input(format!("{} is larger than {MAX_FILE} bytes", path.display())));
+            return Err(DetectorError::Input(format!(
+                "{} is larger than {MAX_FILE} bytes",
+                path.display()
+            )));
         }
         let text = std::fs::read_to_string(&path)
             .map_err(|e| DetectorError::Input(format!("{}: {e}", path.display())))?;
@@ -75,7 +83,10 @@ fn read_users(dir: &Path) -> Result<Vec<(u32, Vec<String>)>> {
     }
     users.sort_by_key(|(n, _)| *n);
     if users.is_empty() {
-        return Err(DetectorError::Input(format!("no User<N> files in {}", dir.display())));
+        return Err(DetectorError::Input(format!(
+            "no User<N> files in {}",
+            dir.display()
+        )));
     }
     Ok(users)
 }
@@ -85,7 +96,11 @@ fn read_labels(dir: &Path, users: usize) -> Result<Vec<Vec<bool>>> {
     let text = std::fs::read_to_string(&path)
         .map_err(|e| DetectorError::Input(format!("{}: {e}", path.display())))?;
     let mut columns = vec![Vec::new(); users];
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let row: Vec<&str> = line.split_whitespace().collect();
         if row.len() != users {
             return Err(DetectorError::Input(format!(
@@ -128,7 +143,10 @@ fn quantile(values: &mut [f64], q: f64) -> f64 {
     let at = q.clamp(0.0, 1.0) * last as f64;
     let lo = at.floor() as usize;
     let hi = (lo + 1).min(last);
-    let (a, b) = (values.get(lo).copied().unwrap_or(0.0), values.get(hi).copied().unwrap_or(0.0));
+    let (a, b) = (
+        values.get(lo).copied().unwrap_or(0.0),
+        values.get(hi).copied().unwrap_or(0.0),
+    );
     a + (b - a) * (at - lo as f64)
 }
 
@@ -155,7 +173,11 @@ fn run(users: &[User], z: f64, vocabulary: f64) -> Vec<(usize, usize)> {
                     vocabulary,
                 };
                 if contrast.score(block) > threshold {
-                    if *masquerade { hits += 1 } else { false_alarms += 1 }
+                    if *masquerade {
+                        hits += 1
+                    } else {
+                        false_alarms += 1
+                    }
                 } else {
                     own.add_block(block);
                 }
@@ -172,7 +194,10 @@ pub fn evaluate(dir: &Path, max_false_alarm: f64) -> Result<Report> {
     let tests = labels.first().map_or(0, Vec::len);
     let mut users = Vec::new();
     for ((n, commands), labels) in files.into_iter().zip(labels) {
-        let blocks: Vec<Vec<String>> = commands.chunks_exact(BLOCK).map(<[String]>::to_vec).collect();
+        let blocks: Vec<Vec<String>> = commands
+            .chunks_exact(BLOCK)
+            .map(<[String]>::to_vec)
+            .collect();
         if blocks.len() < TRAINING + tests {
             return Err(DetectorError::Input(format!(
                 "User{n} has {} commands: {} training and {tests} test blocks of {BLOCK} need {}",
@@ -209,18 +234,32 @@ pub fn evaluate(dir: &Path, max_false_alarm: f64) -> Result<Report> {
                 others.merge(c);
             }
         }
-        let Some(user) = users.get_mut(i) else { continue };
+        let Some(user) = users.get_mut(i) else {
+            continue;
+        };
         let mut own = counts(&user.training);
         let mut scores = Vec::new();
         for block in &user.training {
             own.remove_block(block);
-            scores.push(Contrast { own: &own, others: Others::Alone(&others), vocabulary }.score(block));
+            scores.push(
+                Contrast {
+                    own: &own,
+                    others: Others::Alone(&others),
+                    vocabulary,
+                }
+                .score(block),
+            );
             own.add_block(block);
         }
         (user.mean, user.sd) = mean_sd(&scores);
         let mut growing = counts(user.training.get(..CALIBRATION_START).unwrap_or_default());
         for block in user.training.iter().skip(CALIBRATION_START) {
-            let score = Contrast { own: &growing, others: Others::Alone(&others), vocabulary }.score(block);
+            let score = Contrast {
+                own: &growing,
+                others: Others::Alone(&others),
+                vocabulary,
+            }
+            .score(block);
             pooled.push((score - user.mean) / user.sd);
             growing.add_block(block);
         }
@@ -228,7 +267,10 @@ pub fn evaluate(dir: &Path, max_false_alarm: f64) -> Result<Report> {
     }
     let z = quantile(&mut pooled, 1.0 - max_false_alarm);
     let at_z = run(&users, z, vocabulary);
-    let positives: usize = users.iter().map(|u| u.labels.iter().filter(|l| **l).count()).sum();
+    let positives: usize = users
+        .iter()
+        .map(|u| u.labels.iter().filter(|l| **l).count())
+        .sum();
     let items = users.len() * tests;
     let negatives = items - positives;
     let hits: usize = at_z.iter().map(|(h, _)| h).sum();
