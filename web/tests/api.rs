@@ -116,6 +116,14 @@ async fn api() -> Api {
             None,
         ),
         ("vendor1", vec![], Some(OrgName::new("acme").unwrap())),
+        (
+            "ids",
+            vec![RoleAssignment {
+                role: Role::Sensor,
+                domain: Domain::Any,
+            }],
+            None,
+        ),
     ] {
         let totp = roles
             .iter()
@@ -774,4 +782,123 @@ async fn recorded_sessions_are_listed_searched_and_downloaded_by_who_may_see_the
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, _) = api.call("GET", "/sessions", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn sensors_report_alerts_engineers_judge_them() {
+    let api = api().await;
+    let ids = api.login("ids").await;
+    let vendor = api.login("vendor1").await;
+    let eng1 = api.login("eng1").await;
+    // A generic alert by asset name, and a Suricata EVE alert by the asset's address.
+    let (status, generic) = api
+        .call(
+            "POST",
+            "/alerts",
+            Some(&ids),
+            Some(
+                json!({"source": "edr", "severity": "medium", "asset": "plc-7",
+                        "title": "unsigned driver loaded", "details": {"host": "ews-2"}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{generic}");
+    assert_eq!(generic["asset"], "plc-7");
+    assert_eq!(generic["zone"], "cell-a");
+    assert_eq!(generic["severity"], 5);
+    assert_eq!(generic["sessions"], json!([]));
+    let eve = json!({"timestamp": "2026-12-04T10:00:00.000000+0000", "event_type": "alert",
+        "src_ip": "192.168.9.9", "src_port": 40000, "dest_ip": "10.0.1.7", "dest_port": 502,
+        "proto": "TCP", "alert": {"signature_id": 2100001, "severity": 2,
+        "signature": "ET SCADA Modbus function code scan", "category": "Attempted Information Leak"}});
+    let (status, suricata) = api.call("POST", "/alerts", Some(&ids), Some(eve)).await;
+    assert_eq!(status, StatusCode::CREATED, "{suricata}");
+    assert_eq!(
+        (&suricata["source"], &suricata["asset"]),
+        (&json!("suricata"), &json!("plc-7"))
+    );
+
+    // Refused, with what to fix, and nothing stored.
+    for (body, status, needle) in [
+        (
+            json!({"event_type": "flow"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "send `alert` records",
+        ),
+        (
+            json!({"source": "x", "severity": 42, "asset": "plc-7", "title": "t"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "severity",
+        ),
+        (
+            json!({"source": "x", "severity": 5, "asset": "plc-99", "title": "t"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no asset in the inventory has name `plc-99`",
+        ),
+        (
+            json!("just a string"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not a generic alert",
+        ),
+    ] {
+        let (got, answer) = api.call("POST", "/alerts", Some(&ids), Some(body)).await;
+        assert_eq!(got, status, "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(needle),
+            "{answer}"
+        );
+    }
+    let (status, _) = api
+        .call(
+            "POST",
+            "/alerts",
+            Some(&vendor),
+            Some(json!({"source": "x", "severity": 5, "asset": "plc-7", "title": "t"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Engineers of the zone see both; vendors none.
+    let (_, listed) = api
+        .call("GET", "/alerts?asset=plc-7", Some(&eng1), None)
+        .await;
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    let (_, none) = api.call("GET", "/alerts", Some(&vendor), None).await;
+    assert_eq!(none, json!([]));
+    let id = generic["id"].as_i64().unwrap();
+    let (status, _) = api
+        .call("GET", &format!("/alerts/{id}"), Some(&vendor), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A false positive, once, with a reason; the detector hears of it on the bus.
+    let mut bus = api.broker.subscribe();
+    let path = format!("/alerts/{id}/false-positive");
+    let (status, _) = api
+        .call("POST", &path, Some(&eng1), Some(json!({"note": ""})))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, judged) = api
+        .call(
+            "POST",
+            &path,
+            Some(&eng1),
+            Some(json!({"note": "driver update announced in ticket 881"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{judged}");
+    assert_eq!(judged["false_positive_by"], "eng1");
+    let mut names = Vec::new();
+    while let Ok(published) = bus.try_recv() {
+        names.push(published.event.kind.name());
+    }
+    // The refusal of the empty note, then the judgement.
+    assert_eq!(names, ["refused", "alert_false_positive"]);
+    let (status, _) = api
+        .call("POST", &path, Some(&eng1), Some(json!({"note": "again"})))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
 }
