@@ -14,6 +14,7 @@
 )]
 
 mod access;
+mod alerts;
 mod harness;
 mod identity;
 mod requests;
@@ -57,6 +58,9 @@ on_both!(
     identity::login_needs_password_totp_and_survives_replay,
     identity::events_are_visible_by_zone,
     sessions::recordings_are_indexed_searched_and_expired,
+    alerts::alerts_are_stored_listed_and_judged,
+    alerts::the_detector_revokes_and_quarantines_as_the_system,
+    alerts::detector_models_are_stored,
 );
 
 /// Credentials expiring needs a short token lifetime, so it gets its own harness.
