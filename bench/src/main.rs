@@ -3,13 +3,14 @@
 //! there is one.
 //!
 //! Usage: `cargo build --release && cargo run --release -p otgate-bench -- control-plane [N]`,
-//! `... -- ssh [MEGABYTES] [ROUNDS] [IDLE_SESSIONS]`, `... -- modbus [REQUESTS] [CONNECTIONS]`.
+//! `... -- ssh [MEGABYTES] [ROUNDS] [IDLE_SESSIONS]`, `... -- modbus [REQUESTS] [CONNECTIONS]`, `... -- detector [SESSIONS]`.
 
 // A measuring harness: a broken fixture should stop it loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod control_plane;
 mod demo;
+mod detector;
 mod modbus;
 mod ssh;
 mod stats;
@@ -43,7 +44,11 @@ fn main() -> Result<()> {
             let connections = args.next().map(|n| n.parse()).transpose()?.unwrap_or(1_000);
             runtime.block_on(modbus::run(requests, connections))
         }
-        other => bail!("unknown benchmark `{other}`: control-plane, ssh, modbus"),
+        "detector" => {
+            let sessions = args.next().map(|n| n.parse()).transpose()?.unwrap_or(100);
+            runtime.block_on(detector::run(sessions))
+        }
+        other => bail!("unknown benchmark `{other}`: control-plane, ssh, modbus, detector"),
     }
 }
 

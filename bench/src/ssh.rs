@@ -15,11 +15,11 @@ use serde_json::json;
 use crate::demo::Demo;
 use crate::stats::summarize;
 
-struct Sshd {
-    child: Child,
-    port: u16,
-    host_key: String,
-    service_key: PathBuf,
+pub(crate) struct Sshd {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
+    pub(crate) host_key: String,
+    pub(crate) service_key: PathBuf,
 }
 
 impl Drop for Sshd {
@@ -40,7 +40,7 @@ fn keygen(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn sshd(dir: &Path) -> Result<Sshd> {
+pub(crate) fn sshd(dir: &Path) -> Result<Sshd> {
     let host = dir.join("host_ed25519");
     let service_key = dir.join("service_ed25519");
     keygen(&host)?;
@@ -129,7 +129,7 @@ fn pull(mut command: Command, bytes: u64) -> Result<Duration> {
 }
 
 /// A maintenance grant on the bench asset, approved, with a certificate for `public`.
-async fn grant(
+pub(crate) async fn grant(
     vendor: &crate::demo::Session,
     eng1: &crate::demo::Session,
     public: &str,

@@ -842,7 +842,7 @@ mod tests {
         let odd = write("s2", 100, 100, 900);
         assert!(d.observe(&odd).unwrap().score >= 80);
         d.end("s2");
-        d.learn_false_positive("v", "plc-7", &[odd.clone()]);
+        d.learn_false_positive("v", "plc-7", std::slice::from_ref(&odd));
         d.start(context("s3", "v", "plc-7", PurdueLevel::L2));
         let again = Observation {
             session: "s3".into(),

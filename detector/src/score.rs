@@ -94,7 +94,7 @@ impl Risk {
                 None => self.findings.push(finding.clone()),
             }
         }
-        self.findings.sort_by(|a, b| b.score.cmp(&a.score));
+        self.findings.sort_by_key(|f| std::cmp::Reverse(f.score));
         self.findings.truncate(TOP_FINDINGS);
     }
 
@@ -107,7 +107,7 @@ impl Risk {
 /// Findings in one line, strongest first.
 pub fn explain(findings: &[Finding]) -> String {
     let mut sorted: Vec<&Finding> = findings.iter().collect();
-    sorted.sort_by(|a, b| b.score.cmp(&a.score));
+    sorted.sort_by_key(|f| std::cmp::Reverse(f.score));
     sorted
         .iter()
         .take(TOP_FINDINGS)

