@@ -6,11 +6,10 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde_json::json;
 use time::OffsetDateTime;
 
 use otgate_detector::{
@@ -18,7 +17,7 @@ use otgate_detector::{
 };
 
 use crate::demo::Demo;
-use crate::ssh::{grant, rss_bytes, ssh, sshd};
+use crate::ssh::{grant, lab, rss_bytes, ssh};
 use crate::stats::summarize;
 
 /// Real command streams (the SEA users), or a fixed mix when the data is not here.
@@ -172,39 +171,20 @@ fn memory(commands: &[String]) -> Result<()> {
 /// From the Enter key of an attacker-like line to the vendor's ssh exiting.
 async fn detection_to_end(sessions: usize) -> Result<()> {
     let demo = Demo::start()?;
-    let dir = demo.dir().join("asset");
-    std::fs::create_dir_all(&dir)?;
-    let asset = sshd(&dir)?;
-    let me = String::from_utf8(Command::new("id").arg("-un").output()?.stdout)?
-        .trim()
-        .to_owned();
-    let admin = demo.session("admin").await?;
-    let vendor = demo.session("vendor1").await?;
-    let eng1 = demo.session("eng1").await?;
-    admin
-        .post("/vault", json!({ "name": "bench-key", "kind": "private_key", "secret": std::fs::read_to_string(&asset.service_key)? }))
-        .await?;
-    admin
-        .post("/assets", json!({ "name": "bench-ws", "kind": "ews", "level": "3", "zone": "site-ops",
-            "endpoints": [{ "protocol": "ssh", "host": "127.0.0.1", "port": asset.port, "host_key": asset.host_key, "credential": "bench-key", "user": me }] }))
-        .await?;
-    let key = PathBuf::from(
-        demo.file["users"]
-            .as_array()
-            .context("users")?
-            .iter()
-            .find(|u| u["name"] == "vendor1")
-            .and_then(|u| u["ssh_key"].as_str())
-            .context("vendor key")?,
+    let lab = lab(&demo).await?;
+    let (vendor, eng1, key, public, certificate) = (
+        &lab.vendor,
+        &lab.eng1,
+        &lab.key,
+        &lab.public,
+        &lab.certificate,
     );
-    let public = std::fs::read_to_string(format!("{}.pub", key.display()))?;
-    let certificate = PathBuf::from(format!("{}-cert.pub", key.display()));
     let gateway = demo.file["ssh"].as_str().context("ssh")?.to_owned();
     let (_, port) = gateway.rsplit_once(':').context("gateway address")?;
     let mut samples = Vec::with_capacity(sessions);
     for _ in 0..sessions {
-        grant(&vendor, &eng1, &public, &certificate).await?;
-        let mut child = ssh(port, "vendor1+bench-ws", &key, Some(&certificate))
+        grant(vendor, eng1, public, certificate).await?;
+        let mut child = ssh(port, "vendor1+bench-ws", key, Some(certificate))
             .arg("-tt")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

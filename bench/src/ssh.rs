@@ -373,10 +373,20 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples.get(samples.len() / 2).copied().unwrap_or_default()
 }
 
-/// Runs every measurement: `megabytes` per transfer, `rounds` for latencies, `idle`
-/// concurrent idle sessions.
-pub async fn run(megabytes: u64, rounds: usize, idle: usize) -> Result<()> {
-    let demo = Demo::start()?;
+/// The bench asset: a real sshd registered as `bench-ws` (level 3) in a running demo, and
+/// what a vendor needs to reach it through the gateway.
+pub(crate) struct Lab {
+    pub(crate) asset: Sshd,
+    pub(crate) me: String,
+    pub(crate) vendor: crate::demo::Session,
+    pub(crate) eng1: crate::demo::Session,
+    pub(crate) key: PathBuf,
+    pub(crate) public: String,
+    pub(crate) certificate: PathBuf,
+}
+
+/// Starts the sshd and registers it in `demo` (its key in the vault, the asset).
+pub(crate) async fn lab(demo: &Demo) -> Result<Lab> {
     let dir = demo.dir().join("asset");
     std::fs::create_dir_all(&dir)?;
     let asset = sshd(&dir)?;
@@ -404,6 +414,30 @@ pub async fn run(megabytes: u64, rounds: usize, idle: usize) -> Result<()> {
     );
     let public = std::fs::read_to_string(format!("{}.pub", key.display()))?;
     let certificate = PathBuf::from(format!("{}-cert.pub", key.display()));
+    Ok(Lab {
+        asset,
+        me,
+        vendor,
+        eng1,
+        key,
+        public,
+        certificate,
+    })
+}
+
+/// Runs every measurement: `megabytes` per transfer, `rounds` for latencies, `idle`
+/// concurrent idle sessions.
+pub async fn run(megabytes: u64, rounds: usize, idle: usize) -> Result<()> {
+    let demo = Demo::start()?;
+    let Lab {
+        asset,
+        me,
+        vendor,
+        eng1,
+        key,
+        public,
+        certificate,
+    } = lab(&demo).await?;
     let id = grant(&vendor, &eng1, &public, &certificate).await?;
     let gateway = demo.file["ssh"].as_str().context("ssh")?.to_owned();
     let (_, gateway_port) = gateway.rsplit_once(':').context("gateway address")?;

@@ -3,7 +3,12 @@
 //! Modbus request against a PLC's learnt profile. Sessions roll over every 100 events so
 //! learning runs as it does live.
 
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use std::hint::black_box;
 

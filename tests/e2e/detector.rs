@@ -65,44 +65,77 @@ fn verified_with_alert(demo: &Demo, auditor: &Session<'_>, session: &str) {
     assert_eq!(indexed["verification"], "ok", "{indexed}");
 }
 
-#[test]
-fn a_session_typing_what_attackers_type_is_terminated_and_its_grant_revoked() {
-    if !peer_available("ssh") || !peer_available(crate::support::SSHD) {
-        return;
-    }
-    let demo = Demo::start();
-    let gateway = demo.file["ssh"].as_str().unwrap().to_owned();
-    let asset = AssetSshd::start();
-    let admin = demo.cli("admin");
-    let eng1 = demo.cli("eng1");
-    let vendor = demo.cli("vendor1");
-    let auditor = demo.cli("auditor");
-    for session in [&admin, &eng1, &vendor, &auditor] {
-        session.login();
-    }
-    asset.register(&demo, &admin, "lab-ws", &[]);
-    let key = PathBuf::from(demo.user("vendor1")["ssh_key"].as_str().unwrap());
-    let certificate = PathBuf::from(format!("{}-cert.pub", key.display()));
-    let id = grant(
-        &vendor,
-        &eng1,
-        "lab-ws",
-        &["ssh"],
-        "maintenance",
-        "1h",
-        &key,
-    );
+/// The demo with a real sshd registered as `lab-ws` (level 3) and vendor1 holding an
+/// approved maintenance grant on it: the demo, the asset, the grant id, the vendor's key and
+/// certificate, and the gateway's address.
+struct LabWs {
+    demo: Demo,
+    _asset: AssetSshd,
+    grant: String,
+    key: PathBuf,
+    certificate: PathBuf,
+    gateway: String,
+}
 
-    // A shell through a pty: first what a vendor does, then discovery, download and run.
-    let mut shell = Killed(
-        ssh_via_gateway(&gateway, "vendor1+lab-ws", &key, &certificate)
+impl LabWs {
+    fn start() -> Self {
+        let demo = Demo::start();
+        let gateway = demo.file["ssh"].as_str().unwrap().to_owned();
+        let asset = AssetSshd::start();
+        for name in ["admin", "eng1", "vendor1", "auditor", "ids"] {
+            demo.cli(name).login();
+        }
+        asset.register(&demo, &demo.cli("admin"), "lab-ws", &[]);
+        let key = PathBuf::from(demo.user("vendor1")["ssh_key"].as_str().unwrap());
+        let certificate = PathBuf::from(format!("{}-cert.pub", key.display()));
+        let grant = grant(
+            &demo.cli("vendor1"),
+            &demo.cli("eng1"),
+            "lab-ws",
+            &["ssh"],
+            "maintenance",
+            "1h",
+            &key,
+        );
+        Self {
+            demo,
+            _asset: asset,
+            grant,
+            key,
+            certificate,
+            gateway,
+        }
+    }
+
+    /// The vendor's OpenSSH shell on lab-ws through the gateway, with a pty.
+    fn shell(&self) -> Killed {
+        Killed(
+            ssh_via_gateway(
+                &self.gateway,
+                "vendor1+lab-ws",
+                &self.key,
+                &self.certificate,
+            )
             .arg("-tt")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
-    );
+        )
+    }
+}
+
+#[test]
+fn a_session_typing_what_attackers_type_is_terminated_and_its_grant_revoked() {
+    if !peer_available("ssh") || !peer_available(crate::support::SSHD) {
+        return;
+    }
+    let lab = LabWs::start();
+    let (demo, id) = (&lab.demo, lab.grant.clone());
+    let (eng1, vendor, auditor) = (demo.cli("eng1"), demo.cli("vendor1"), demo.cli("auditor"));
+    // A shell through a pty: first what a vendor does, then discovery, download and run.
+    let mut shell = lab.shell();
     let started = Instant::now();
     {
         let mut stdin = shell.0.stdin.take().unwrap();
@@ -166,17 +199,8 @@ fn a_session_typing_what_attackers_type_is_terminated_and_its_grant_revoked() {
     );
 
     // Recorded and verifiable, the alert in the session's own log.
-    verified_with_alert(&demo, &auditor, &session);
+    verified_with_alert(demo, &auditor, &session);
 }
-
-const SCOPE: &str = r#"
-[modbus]
-units = [1]
-allow = [
-  { access = "read", table = "holding", range = "0-999" },
-  { access = "write", table = "holding", range = "100-110", values = "0-500" },
-]
-"#;
 
 #[test]
 fn a_modbus_write_outside_the_learnt_profile_is_flagged_and_the_session_frozen() {
@@ -193,30 +217,9 @@ fn a_modbus_write_outside_the_learnt_profile_is_flagged_and_the_session_frozen()
     for session in [&admin, &eng1, &vendor, &auditor] {
         session.login();
     }
-    let file = demo.dir.path().join("plc-lab.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "name = \"plc-lab\"\nkind = \"plc\"\nlevel = \"2\"\nzone = \"line-1\"\n\
-             endpoints = [{{ name = \"modbus\", protocol = \"modbus\", host = \"127.0.0.1\", port = {}, units = [1] }}]\n",
-            plc.port
-        ),
-    )
-    .unwrap();
-    admin.ok(&["assets", "add", file.to_str().unwrap()]);
-    let scope = demo.dir.path().join("setpoints.toml");
-    std::fs::write(&scope, SCOPE).unwrap();
     let key = PathBuf::from(demo.user("vendor1")["ssh_key"].as_str().unwrap());
     let certificate = PathBuf::from(format!("{}-cert.pub", key.display()));
-    grant(
-        &vendor,
-        &eng1,
-        "plc-lab",
-        &["modbus"],
-        scope.to_str().unwrap(),
-        "1h",
-        &key,
-    );
+    crate::modbus::setpoint_grant(&demo, &admin, &eng1, &vendor, plc.port, &key);
     let local = free_port();
     let _tunnel = Killed(
         ssh_via_gateway(&gateway, "vendor1+plc-lab", &key, &certificate)
@@ -289,38 +292,15 @@ fn an_external_alert_freezes_the_live_session_of_its_asset() {
     if !peer_available("ssh") || !peer_available(crate::support::SSHD) {
         return;
     }
-    let demo = Demo::start();
-    let gateway = demo.file["ssh"].as_str().unwrap().to_owned();
-    let asset = AssetSshd::start();
-    let admin = demo.cli("admin");
-    let eng1 = demo.cli("eng1");
-    let vendor = demo.cli("vendor1");
-    let auditor = demo.cli("auditor");
-    let ids = demo.cli("ids");
-    for session in [&admin, &eng1, &vendor, &auditor, &ids] {
-        session.login();
-    }
-    asset.register(&demo, &admin, "lab-ws", &[]);
-    let key = PathBuf::from(demo.user("vendor1")["ssh_key"].as_str().unwrap());
-    let certificate = PathBuf::from(format!("{}-cert.pub", key.display()));
-    grant(
-        &vendor,
-        &eng1,
-        "lab-ws",
-        &["ssh"],
-        "maintenance",
-        "1h",
-        &key,
+    let lab = LabWs::start();
+    let demo = &lab.demo;
+    let (eng1, vendor, auditor, ids) = (
+        demo.cli("eng1"),
+        demo.cli("vendor1"),
+        demo.cli("auditor"),
+        demo.cli("ids"),
     );
-    let mut shell = Killed(
-        ssh_via_gateway(&gateway, "vendor1+lab-ws", &key, &certificate)
-            .arg("-tt")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut shell = lab.shell();
     let mut stdin = shell.0.stdin.take().unwrap();
     stdin.write_all(b"echo before-alert\n").unwrap();
     let session = live_session(&eng1, "lab-ws");
@@ -383,7 +363,7 @@ fn an_external_alert_freezes_the_live_session_of_its_asset() {
     // The alert is listed with the session, and the recording verifies with it inside.
     let listed = eng1.json(&["alerts", "list", "--session", &session]);
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
-    verified_with_alert(&demo, &auditor, &session);
+    verified_with_alert(demo, &auditor, &session);
     let replay = auditor.ok(&["replay", &session, "--speed", "1000", "--idle-cap", "0.01"]);
     assert!(replay.contains("ALERT risk 80"), "{replay}");
     assert!(replay.contains("FROZEN by otgate"), "{replay}");

@@ -68,7 +68,7 @@ fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Result<Vec<u8>,
 
 /// Puts the pymodbus PLC in the inventory as `plc-lab` (level 2, one approval) and gives
 /// vendor1 an approved grant on it with [`SCOPE`] and a certificate for `key`.
-fn setpoint_grant(
+pub(crate) fn setpoint_grant(
     demo: &Demo,
     admin: &Session<'_>,
     eng1: &Session<'_>,
