@@ -378,10 +378,11 @@ async fn respond(
         }),
         evidence: json!(trigger.into_iter().collect::<Vec<_>>()),
     };
+    // Act first: the session is held or ended within milliseconds; the alert follows.
+    act(shared, detector, assessment, response, &reason).await;
     if let Err(e) = shared.broker.raise_alert(alert).await {
         tracing::error!(error = %e, session = %assessment.session, "an alert could not be stored");
     }
-    act(shared, detector, assessment, response, &reason).await;
 }
 
 /// Carries out a response through the broker, and notes it in the session's recording.
@@ -435,16 +436,8 @@ async fn terminate(
     reason: &str,
     zone: Option<ZoneName>,
 ) -> Result<(), BrokerError> {
-    if let Some(grant) = assessment.grant.and_then(|g| GrantId::new(g).ok()) {
-        match shared
-            .broker
-            .revoke_grant_as_system(grant, &truncate(reason))
-            .await
-        {
-            Ok(_) | Err(BrokerError::Conflict(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
+    // The kill ends this session at once; the revocation then refuses new ones and ends
+    // the grant's other sessions.
     shared
         .broker
         .record(
@@ -455,6 +448,16 @@ async fn terminate(
             .in_zone(zone),
         )
         .await?;
+    if let Some(grant) = assessment.grant.and_then(|g| GrantId::new(g).ok()) {
+        match shared
+            .broker
+            .revoke_grant_as_system(grant, &truncate(reason))
+            .await
+        {
+            Ok(_) | Err(BrokerError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
     if response == Response::Quarantine {
         let vendor = UserName::new(assessment.vendor.clone())
             .map_err(|e| BrokerError::Invalid(e.to_string()))?;

@@ -1,8 +1,10 @@
 //! The detector: events scored per second on one core (commands and Modbus requests),
 //! memory per vendor and per asset model, and detection-to-session-end latency: a vendor's
 //! OpenSSH shell through the gateway types a download-and-execute line, the detector
-//! terminates the session and revokes its grant; measured from the Enter key to the
-//! vendor's ssh exiting, over `sessions` sessions (each on a fresh grant).
+//! terminates the session and revokes its grant. Measured over `sessions` sessions (each on
+//! a fresh grant) from the command event that crossed the threshold (its time in the
+//! session's recording) to the vendor's ssh exiting, and from the Enter key (which includes
+//! the gateway's shell guard holding the line until its echo settles).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -182,6 +184,8 @@ async fn detection_to_end(sessions: usize) -> Result<()> {
     let gateway = demo.file["ssh"].as_str().context("ssh")?.to_owned();
     let (_, port) = gateway.rsplit_once(':').context("gateway address")?;
     let mut samples = Vec::with_capacity(sessions);
+    let mut from_event = Vec::with_capacity(sessions);
+    let mut last = None;
     for _ in 0..sessions {
         grant(vendor, eng1, public, certificate).await?;
         let mut child = ssh(port, "vendor1+bench-ws", key, Some(certificate))
@@ -226,14 +230,61 @@ async fn detection_to_end(sessions: usize) -> Result<()> {
             }
             std::thread::sleep(Duration::from_micros(200));
         }
+        let exited = OffsetDateTime::now_utc();
         samples.push(sent.elapsed());
+        from_event.push(command_to_exit(&demo, eng1, exited, &mut last).await?);
     }
     println!("detection to session end ({sessions} sessions, each on a fresh grant):");
+    println!(
+        "  {}",
+        summarize(&from_event).line("command event -> vendor's ssh exits")
+    );
     println!(
         "  {}",
         summarize(&samples).line("Enter of the line -> vendor's ssh exits")
     );
     Ok(())
+}
+
+/// The time from the recorded `wget` command event of the latest alerted session to
+/// `exited`.
+async fn command_to_exit(
+    demo: &Demo,
+    eng1: &crate::demo::Session,
+    exited: OffsetDateTime,
+    last: &mut Option<String>,
+) -> Result<Duration> {
+    let archive = otgate_recorder::Archive::new(
+        std::sync::Arc::new(otgate_recorder::storage::LocalStorage::new(
+            demo.file["recordings"].as_str().context("recordings")?,
+        )),
+        None,
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let alerts = eng1.get("/alerts?asset=bench-ws&limit=1").await?;
+        if let Some(session) = alerts[0]["sessions"][0].as_str()
+            && last.as_deref() != Some(session)
+        {
+            // A segment may be sealed (renamed) while it is read: try again.
+            let events = match otgate_recorder::read(&archive, session, None).await {
+                Ok(recording) => recording.events,
+                Err(_) => Vec::new(),
+            };
+            let command = events.iter().rev().find(|line| {
+                matches!(&line.event, otgate_recorder::SessionEvent::Command { command, .. } if command.contains("wget"))
+            });
+            if let Some(line) = command {
+                *last = Some(session.to_owned());
+                let gap = exited - line.at;
+                return Ok(Duration::try_from(gap).unwrap_or_default());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("the alerted session's command event was not found: {alerts}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Runs the three measurements.
