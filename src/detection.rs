@@ -23,7 +23,7 @@ use otgate_detector::{
     SessionContext,
 };
 use otgate_policy::{
-    Asset, AssetName, Event, EventKind, GrantId, PurdueLevel, QuarantineSubject, UserName, ZoneName,
+    Asset, AssetName, Event, EventKind, GrantId, QuarantineSubject, UserName, ZoneName,
 };
 use otgate_recorder::Recorder;
 use otgate_recorder::model::SessionEvent;
@@ -38,11 +38,10 @@ const FAULT_EVERY: Duration = Duration::from_secs(10);
 const MAX_REASON: usize = 480;
 
 /// A live session as the service knows it, kept outside the detector so a restarted
-/// detector can still apply the fail mode.
+/// detector can apply the fail mode and follow the session again.
 #[derive(Clone, Debug)]
 struct Known {
-    level: Option<PurdueLevel>,
-    zone: Option<String>,
+    context: SessionContext,
 }
 
 /// What the service and its supervisor share.
@@ -160,9 +159,8 @@ async fn fault(shared: &Shared, reason: &str, already: &mut HashSet<String>) {
     let playbook = otgate_detector::Playbook::new(&shared.config.playbook).unwrap_or_default();
     let mut frozen = Vec::new();
     for (session, known) in live {
-        if playbook.fail_mode(known.level, known.zone.as_deref()) != FailMode::Freeze
-            || !already.insert(session.clone())
-        {
+        let (level, zone) = (known.context.level, known.context.zone.as_deref());
+        if playbook.fail_mode(level, zone) != FailMode::Freeze || !already.insert(session.clone()) {
             continue;
         }
         let event = Event::now(EventKind::SessionFreezeRequested {
@@ -171,7 +169,7 @@ async fn fault(shared: &Shared, reason: &str, already: &mut HashSet<String>) {
                 "the detector cannot watch this session ({reason}); input is held until an engineer resumes it"
             )),
         })
-        .in_zone(known.zone.as_deref().and_then(|z| ZoneName::new(z).ok()));
+        .in_zone(known.context.zone.as_deref().and_then(|z| ZoneName::new(z).ok()));
         if let Err(e) = shared.broker.record(event).await {
             tracing::error!(error = %e, %session, "could not freeze a session under the fail mode");
         }
@@ -211,6 +209,16 @@ async fn serve(shared: Arc<Shared>, shutdown: CancellationToken) {
         Err(e) => {
             tracing::error!(error = %e, "the detector's models could not be loaded; starting from nothing")
         }
+    }
+    // Sessions that were live when a previous detector stopped: followed again, their risk
+    // starting from nothing (they were frozen under the fail mode meanwhile if it says so).
+    let known: Vec<SessionContext> = shared
+        .live
+        .lock()
+        .map(|l| l.values().map(|k| k.context.clone()).collect())
+        .unwrap_or_default();
+    for context in known {
+        detector.start(context);
     }
     let mut inputs = shared.inputs.lock().await;
     let mut requests = shared.requests.lock().await;
@@ -310,8 +318,7 @@ async fn handle(shared: &Shared, detector: &mut Detector, input: Input) {
                 live.insert(
                     context.id.clone(),
                     Known {
-                        level: context.level,
-                        zone: context.zone.clone(),
+                        context: context.clone(),
                     },
                 );
             }
