@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use crate::config::DetectorConfig;
 use crate::engine::Detector;
 use crate::error::{DetectorError, Result};
-use crate::eval::roc::{Part, Report, auc, rate, roc_of};
+use crate::eval::roc::Report;
 use crate::observation::{ModbusRequest, Observation, Observed, SessionContext, Table};
 
 /// Longest line read.
@@ -165,34 +165,12 @@ pub fn evaluate(name: &str, input: impl BufRead, config: DetectorConfig) -> Resu
         scored.push((f64::from(assessment.score), abnormal));
         flagged.push(assessment.score >= threshold);
     }
-    let positives = scored.iter().filter(|(_, p)| *p).count();
-    let hits = scored
-        .iter()
-        .zip(&flagged)
-        .filter(|((_, p), f)| *p && **f)
-        .count();
-    let false_alarms = scored
-        .iter()
-        .zip(&flagged)
-        .filter(|((_, p), f)| !*p && **f)
-        .count();
-    let roc = roc_of(&scored);
-    Ok(Report {
-        data: format!("events {name}"),
-        items: scored.len(),
-        positives,
-        hit_rate: rate(hits, positives),
-        false_alarm_rate: rate(false_alarms, scored.len() - positives),
-        auc: auc(&roc),
-        roc,
-        parts: vec![Part {
-            name: name.to_owned(),
-            items: scored.len(),
-            positives,
-            hits,
-            false_alarms,
-        }],
-    })
+    Ok(Report::of(
+        format!("events {name}"),
+        name,
+        &scored,
+        &flagged,
+    ))
 }
 
 #[cfg(test)]

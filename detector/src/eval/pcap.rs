@@ -15,7 +15,7 @@ use crate::config::DetectorConfig;
 use crate::engine::Detector;
 use crate::error::{DetectorError, Result};
 use crate::eval::capture::{Packet, modbus, packets};
-use crate::eval::roc::{Part, Report, auc, rate, roc_of};
+use crate::eval::roc::Report;
 use crate::observation::{ModbusRequest, Observation, Observed, SessionContext};
 
 /// Reads `index;label` lines.
@@ -89,7 +89,7 @@ pub fn evaluate(
     let mut pending: HashMap<(String, u16), ModbusRequest> = HashMap::new();
     let mut started: HashMap<String, ()> = HashMap::new();
     let mut scored: Vec<(f64, bool)> = Vec::new();
-    let (mut hits, mut false_alarms) = (0usize, 0usize);
+    let mut flagged = Vec::new();
     for p in &packets {
         let at = OffsetDateTime::from_unix_timestamp(i64::from(p.secs))
             .map(|t| t + time::Duration::microseconds(i64::from(p.micros)))
@@ -162,30 +162,12 @@ pub fn evaluate(
             }
         }
         let abnormal = labels.get(&p.index).copied().unwrap_or(false);
-        let flagged = score >= threshold;
-        hits += usize::from(abnormal && flagged);
-        false_alarms += usize::from(!abnormal && flagged);
+        flagged.push(score >= threshold);
         scored.push((f64::from(score), abnormal));
     }
-    let positives = scored.iter().filter(|(_, p)| *p).count();
-    let roc = roc_of(&scored);
-    Ok(Report {
-        data: format!(
-            "capture {name} ({records} packets; {} IPv4 TCP/UDP scored after the first attack at packet {first_attack})",
-            scored.len()
-        ),
-        items: scored.len(),
-        positives,
-        hit_rate: rate(hits, positives),
-        false_alarm_rate: rate(false_alarms, scored.len() - positives),
-        auc: auc(&roc),
-        roc,
-        parts: vec![Part {
-            name: name.to_owned(),
-            items: scored.len(),
-            positives,
-            hits,
-            false_alarms,
-        }],
-    })
+    let data = format!(
+        "capture {name} ({records} packets; {} IPv4 TCP/UDP scored after the first attack at packet {first_attack})",
+        scored.len()
+    );
+    Ok(Report::of(data, name, &scored, &flagged))
 }

@@ -95,6 +95,37 @@ pub fn roc_of(scored: &[(f64, bool)]) -> Vec<[f64; 2]> {
 }
 
 impl Report {
+    /// The report on scored items (score, abnormal?) of one data set called `name`, flagged
+    /// when `flagged` says so (the operating threshold).
+    pub fn of(data: String, name: &str, scored: &[(f64, bool)], flagged: &[bool]) -> Self {
+        let positives = scored.iter().filter(|(_, p)| *p).count();
+        let count = |abnormal: bool| {
+            scored
+                .iter()
+                .zip(flagged)
+                .filter(|((_, p), f)| *p == abnormal && **f)
+                .count()
+        };
+        let (hits, false_alarms) = (count(true), count(false));
+        let roc = roc_of(scored);
+        Self {
+            data,
+            items: scored.len(),
+            positives,
+            hit_rate: rate(hits, positives),
+            false_alarm_rate: rate(false_alarms, scored.len() - positives),
+            auc: auc(&roc),
+            roc,
+            parts: vec![Part {
+                name: name.to_owned(),
+                items: scored.len(),
+                positives,
+                hits,
+                false_alarms,
+            }],
+        }
+    }
+
     /// The report in words, for people.
     pub fn text(&self) -> String {
         let mut out = format!(
