@@ -166,7 +166,7 @@ async fn fault(shared: &Shared, reason: &str, already: &mut HashSet<String>) {
         let event = Event::now(EventKind::SessionFreezeRequested {
             session: session.clone(),
             reason: truncate(&format!(
-                "the detector cannot watch this session ({reason}); input is held until an engineer resumes it"
+                "the detector cannot watch this session ({reason}); the vendor's input is not sent to the asset until an engineer resumes it"
             )),
         })
         .in_zone(known.context.zone.as_deref().and_then(|z| ZoneName::new(z).ok()));

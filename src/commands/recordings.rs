@@ -169,7 +169,9 @@ pub async fn sessions(cli: &Cli, command: &SessionsCommand) -> Result<()> {
                 &serde_json::json!({ "action": "freeze", "reason": reason }),
             )
             .await?;
-            println!("session {id}: frozen (the vendor's input is held)");
+            println!(
+                "session {id}: frozen (the vendor's input is recorded, not sent to the asset)"
+            );
         }
         SessionsCommand::Resume { id } => {
             act(&client, id, &serde_json::json!({ "action": "resume" })).await?;

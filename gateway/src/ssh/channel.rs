@@ -856,7 +856,7 @@ async fn relay(
                 let notice = match &state {
                     Some(why) => {
                         record(recorder, SessionEvent::Frozen { by: crate::registry::frozen_by(why).into(), reason: why.clone() });
-                        format!("\r\notgate: session {why}; your input is held until an engineer resumes it\r\n")
+                        format!("\r\notgate: session {why}; what you type is recorded but not sent to the asset until an engineer resumes the session\r\n")
                     }
                     None => {
                         record(recorder, SessionEvent::Resumed { by: "engineer".into() });
@@ -868,8 +868,8 @@ async fn relay(
             }
             message = vendor_read.wait() => match message {
                 Some(ChannelMsg::Data { data }) => {
-                    // Frozen: the vendor's input is held back from the asset (and recorded).
-                    if frozen.borrow().is_some() || recorder.input(&data).is_err() {
+                    // Frozen: the vendor's input is recorded but not sent to the asset.
+                    if recorder.input(&data).is_err() || frozen.borrow().is_some() {
                         continue;
                     }
                     let forward = match judge.guard.as_mut() {
