@@ -138,7 +138,7 @@ impl Node {
             let listener =
                 TcpListener::bind(address).with_context(|| format!("listening on {address}"))?;
             api = Some(listener.local_addr()?);
-            let app = otgate_web::router(broker.clone(), archive.clone(), intake);
+            let app = otgate_web::router(broker.clone(), archive.clone(), intake)?;
             let stop = shutdown.clone();
             tasks.spawn(async move {
                 if let Err(e) = otgate_web::serve(listener, tls, app, stop.clone()).await {

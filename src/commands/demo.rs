@@ -212,7 +212,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
     };
     let text = serde_json::to_string_pretty(&file)?;
     replace_private(&demo_json, text.as_bytes())?;
-    println!("otgate demo is running at {api}");
+    println!("otgate demo is running at {api} (browser: {api}/ui/)");
     if let (Some(ssh), Some(fingerprint)) = (&file.ssh, &file.ssh_host_key_fingerprint) {
         println!("SSH gateway at {ssh}, host key {fingerprint}");
         if let Some(line) = &file.ssh_known_hosts {

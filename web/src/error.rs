@@ -131,6 +131,25 @@ pub(crate) fn generic(status: StatusCode) -> ApiError {
     ApiError::new(status, code, message)
 }
 
+impl ApiError {
+    /// What went wrong, for people.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The same refusal as a page: `body` with this status, recorded as a refusal like the
+    /// API's JSON errors.
+    pub(crate) fn page(self, body: String) -> Response {
+        let mut response = (self.status, axum::response::Html(body)).into_response();
+        response.extensions_mut().insert(Refusal {
+            code: self.code,
+            message: self.message,
+            recorded: self.recorded,
+        });
+        response
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {

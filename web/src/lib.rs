@@ -19,6 +19,7 @@ mod extract;
 mod refusals;
 mod routes;
 pub mod tls;
+mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,6 +48,7 @@ pub struct AppState {
     broker: Arc<Broker>,
     recordings: Archive,
     intake: Option<Arc<dyn AlertIntake>>,
+    ui_key: ui::UiKey,
 }
 
 /// Where external alerts go on a node that runs the detector: it scores them against the
@@ -71,6 +73,9 @@ pub enum WebError {
     /// The server failed.
     #[error("HTTPS server: {0}")]
     Serve(#[from] std::io::Error),
+    /// No key for the UI's form tokens.
+    #[error("UI: {0}")]
+    Ui(String),
 }
 
 #[derive(OpenApi)]
@@ -141,35 +146,38 @@ pub fn router(
     broker: Arc<Broker>,
     recordings: Archive,
     intake: Option<Arc<dyn AlertIntake>>,
-) -> Router {
+) -> Result<Router, WebError> {
     let state = AppState {
         broker,
         recordings,
         intake,
+        ui_key: ui::UiKey::generate().map_err(|e| WebError::Ui(e.to_string()))?,
     };
     let (api, _) = parts();
+    let api = api.merge(ui::routes());
     let document = Arc::new(openapi_json());
-    api.route(
-        "/api/v1/openapi.json",
-        axum::routing::get(move || {
-            let document = document.clone();
-            async move {
-                (
-                    [(header::CONTENT_TYPE, "application/json")],
-                    document.as_str().to_owned(),
-                )
-                    .into_response()
-            }
-        }),
-    )
-    .fallback(|| async { error::generic(axum::http::StatusCode::NOT_FOUND) })
-    .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        refusals::record,
-    ))
-    .layer(axum::middleware::map_response(api_headers))
-    .layer(DefaultBodyLimit::max(MAX_BODY))
-    .with_state(state)
+    Ok(api
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || {
+                let document = document.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        document.as_str().to_owned(),
+                    )
+                        .into_response()
+                }
+            }),
+        )
+        .fallback(|| async { error::generic(axum::http::StatusCode::NOT_FOUND) })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refusals::record,
+        ))
+        .layer(axum::middleware::map_response(api_headers))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state))
 }
 
 /// Serves `app` over TLS on `listener` until `shutdown`, then drains for up to 10 s.

@@ -147,7 +147,7 @@ async fn api() -> Api {
         None,
     );
     Api {
-        app: otgate_web::router(broker.clone(), recordings, None),
+        app: otgate_web::router(broker.clone(), recordings, None).unwrap(),
         broker,
         dir,
     }
@@ -901,4 +901,178 @@ async fn sensors_report_alerts_engineers_judge_them() {
         .call("POST", &path, Some(&eng1), Some(json!({"note": "again"})))
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
+}
+
+/// A form body, URL-encoded.
+fn form(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| {
+            let value: String = v
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            format!("{k}={value}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A UI request: status, headers, body text.
+async fn page(
+    api: &Api,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    body: Option<String>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let mut builder = Request::builder().method(method).uri(path);
+    if let Some(cookie) = cookie {
+        builder = builder.header(header::COOKIE, cookie);
+    }
+    let request = match body {
+        Some(body) => builder
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body)),
+        None => builder.body(Body::empty()),
+    };
+    let response = api.app.clone().oneshot(request.unwrap()).await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+/// The `name=value` part of the Set-Cookie for `name`, and the whole header.
+fn set_cookie(headers: &axum::http::HeaderMap, name: &str) -> (String, String) {
+    let whole = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no Set-Cookie for {name}: {headers:?}"));
+    (whole.split(';').next().unwrap().to_owned(), whole)
+}
+
+fn csrf_field(html: &str) -> String {
+    let at =
+        html.find("name=\"csrf\" value=\"").expect("a csrf field") + "name=\"csrf\" value=\"".len();
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_ui_signs_in_with_form_tokens_and_a_strict_cookie() {
+    let api = api().await;
+    // The sign-in page: our own files only, no inline script, a form token and its cookie.
+    let (status, headers, html) = page(&api, "GET", "/ui/login", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+        "{csp}"
+    );
+    assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+    assert!(
+        !html.contains("<script>") && !html.contains("style="),
+        "{html}"
+    );
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "{html}"
+    );
+    let (login_cookie, whole) = set_cookie(&headers, "__Host-otgate-login");
+    assert!(
+        whole.contains("HttpOnly") && whole.contains("Secure") && whole.contains("SameSite=Strict"),
+        "{whole}"
+    );
+    let csrf = csrf_field(&html);
+
+    // Without the cookie (a post from another site), the form is refused, and that is an event.
+    let body = form(&[("csrf", &csrf), ("user", "vendor1"), ("password", PASSWORD)]);
+    let (status, _, html) = page(&api, "POST", "/ui/login", None, Some(body.clone())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(html.contains("did not come from this site"), "{html}");
+    assert!(api.refusals().await.iter().any(|e| e["code"] == "csrf"));
+    // A token from another form does not fit this cookie.
+    let forged = form(&[
+        ("csrf", &"0".repeat(64)),
+        ("user", "vendor1"),
+        ("password", PASSWORD),
+    ]);
+    let (status, _, _) = page(&api, "POST", "/ui/login", Some(&login_cookie), Some(forged)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // A wrong password: the form again, with what went wrong.
+    let wrong = form(&[("csrf", &csrf), ("user", "vendor1"), ("password", "nope")]);
+    let (status, _, html) = page(&api, "POST", "/ui/login", Some(&login_cookie), Some(wrong)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        html.contains("role=\"alert\"") && html.contains("value=\"vendor1\""),
+        "{html}"
+    );
+
+    // Signed in: a strict, HttpOnly session cookie, and the home page.
+    let (status, headers, _) =
+        page(&api, "POST", "/ui/login", Some(&login_cookie), Some(body)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/ui/");
+    let (session, whole) = set_cookie(&headers, "__Host-otgate");
+    assert!(
+        whole.contains("HttpOnly")
+            && whole.contains("Secure")
+            && whole.contains("SameSite=Strict")
+            && whole.contains("Path=/"),
+        "{whole}"
+    );
+    let (status, _, home) = page(&api, "GET", "/ui/", Some(&session), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(home.contains("vendor1"), "{home}");
+    let (status, headers, _) = page(&api, "GET", "/ui/", None, None).await;
+    assert_eq!(
+        (status, &headers[header::LOCATION]),
+        (
+            StatusCode::SEE_OTHER,
+            &"/ui/login".parse::<axum::http::HeaderValue>().unwrap()
+        )
+    );
+
+    // Signing out needs the session's own form token; then the cookie's token is dead.
+    let other = form(&[("csrf", &csrf)]);
+    let (status, _, _) = page(&api, "POST", "/ui/logout", Some(&session), Some(other)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let signed = form(&[("csrf", &csrf_field(&home))]);
+    let (status, headers, _) = page(&api, "POST", "/ui/logout", Some(&session), Some(signed)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        set_cookie(&headers, "__Host-otgate")
+            .1
+            .contains("Max-Age=0")
+    );
+    let (status, _, _) = page(&api, "GET", "/ui/", Some(&session), None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+
+    // Our files, served from the binary.
+    let (status, headers, css) = page(&api, "GET", "/ui/assets/app.css", None, None).await;
+    assert_eq!(
+        (status, headers[header::CONTENT_TYPE].to_str().unwrap()),
+        (StatusCode::OK, "text/css; charset=utf-8")
+    );
+    assert!(css.contains("--accent"));
+    let (status, _, _) = page(&api, "GET", "/ui/assets/../lib.rs", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, headers, _) = page(&api, "GET", "/favicon.ico", None, None).await;
+    assert_eq!(
+        (status, headers[header::CONTENT_TYPE].to_str().unwrap()),
+        (StatusCode::OK, "image/svg+xml")
+    );
 }
