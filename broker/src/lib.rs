@@ -111,6 +111,17 @@ impl Broker {
         })
     }
 
+    /// Whether `who` holds `action` in `zone`: for interfaces that hide what the broker
+    /// would refuse anyway (every operation still checks for itself).
+    pub async fn is_allowed(
+        &self,
+        who: &Principal,
+        zone: &otgate_policy::ZoneName,
+        action: otgate_policy::Action,
+    ) -> bool {
+        self.authz.read().await.is_allowed(&who.user, zone, action)
+    }
+
     /// The approval rules in force.
     pub fn rules(&self) -> &ApprovalRules {
         &self.rules

@@ -31,6 +31,11 @@ impl ActorSlot {
     pub fn get(&self) -> Option<UserName> {
         self.0.get().cloned()
     }
+
+    /// Names who made the request, for its refusal event.
+    pub(crate) fn set(&self, user: UserName) {
+        let _ = self.0.set(user);
+    }
 }
 
 /// The client's address, when the server knows it.

@@ -8,6 +8,8 @@
 mod assets;
 mod csrf;
 mod pages;
+mod requests;
+mod session;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
@@ -34,6 +36,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/ui/", get(pages::home))
         .route("/ui/login", get(pages::login_form).post(pages::login))
         .route("/ui/logout", post(pages::logout))
+        .route("/ui/requests", get(requests::list))
+        .route("/ui/requests/{id}/approve", post(requests::approve))
+        .route("/ui/requests/{id}/deny", post(requests::deny))
         .route("/ui/assets/{name}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon))
         .layer(axum::middleware::map_response(page_headers))

@@ -1076,3 +1076,154 @@ async fn the_ui_signs_in_with_form_tokens_and_a_strict_cookie() {
         (StatusCode::OK, "image/svg+xml")
     );
 }
+
+/// Signs `user` in through the UI's form; returns the session cookie.
+async fn ui_login(api: &Api, user: &str) -> String {
+    let (_, headers, html) = page(api, "GET", "/ui/login", None, None).await;
+    let (login_cookie, _) = set_cookie(&headers, "__Host-otgate-login");
+    let code = totp_rs::Builder::new()
+        .with_secret(SEED.to_vec())
+        .build()
+        .unwrap()
+        .generate(time::OffsetDateTime::now_utc().unix_timestamp() as u64)
+        .to_string();
+    let body = form(&[
+        ("csrf", &csrf_field(&html)),
+        ("user", user),
+        ("password", PASSWORD),
+        ("totp", &code),
+    ]);
+    let (status, headers, html) =
+        page(api, "POST", "/ui/login", Some(&login_cookie), Some(body)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{html}");
+    set_cookie(&headers, "__Host-otgate").0
+}
+
+#[tokio::test]
+async fn engineers_approve_and_deny_in_the_browser() {
+    let api = api().await;
+    let vendor = api.login("vendor1").await;
+    let ask = json!({"asset": "plc-7", "protocols": ["ssh"], "scope": {"preset": "read-only"},
+                     "duration": "1h", "reason": "replace the pump firmware", "ticket": "CHG-881"});
+    let (status, first) = api
+        .call("POST", "/requests", Some(&vendor), Some(ask.clone()))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (_, second) = api
+        .call("POST", "/requests", Some(&vendor), Some(ask))
+        .await;
+    let (first, second) = (
+        first["id"].as_i64().unwrap(),
+        second["id"].as_i64().unwrap(),
+    );
+
+    // The vendor sees their requests, without approve buttons.
+    let vendor_ui = ui_login(&api, "vendor1").await;
+    let (status, _, html) = page(&api, "GET", "/ui/requests", Some(&vendor_ui), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("replace the pump firmware") && html.contains("CHG-881"),
+        "{html}"
+    );
+    assert!(!html.contains("/approve"), "{html}");
+
+    // An engineer of the zone sees level 1 in colour, and approves with the form's token.
+    let eng1 = ui_login(&api, "eng1").await;
+    let (_, _, html) = page(&api, "GET", "/ui/requests", Some(&eng1), None).await;
+    assert!(
+        html.contains(&format!("/ui/requests/{first}/approve")),
+        "{html}"
+    );
+    assert!(html.contains("level-control"), "{html}");
+    let csrf = csrf_field(&html);
+    let approve = format!("/ui/requests/{first}/approve");
+    let (status, _, _) = page(
+        &api,
+        "POST",
+        &approve,
+        Some(&eng1),
+        Some(form(&[("csrf", &"1".repeat(64))])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, headers, _) = page(
+        &api,
+        "POST",
+        &approve,
+        Some(&eng1),
+        Some(form(&[("csrf", &csrf)])),
+    )
+    .await;
+    assert_eq!(
+        (status, &headers[header::LOCATION]),
+        (
+            StatusCode::SEE_OTHER,
+            &"/ui/requests".parse::<axum::http::HeaderValue>().unwrap()
+        )
+    );
+    // Level 1 needs a second engineer: eng1's button is gone, and a second approval by eng1 is refused.
+    let (_, _, html) = page(&api, "GET", "/ui/requests", Some(&eng1), None).await;
+    assert!(!html.contains(&approve), "{html}");
+    assert!(html.contains("1/2"), "{html}");
+    let (status, _, html) = page(
+        &api,
+        "POST",
+        &approve,
+        Some(&eng1),
+        Some(form(&[("csrf", &csrf)])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{html}");
+    let eng2 = ui_login(&api, "eng2").await;
+    let (_, _, html) = page(&api, "GET", "/ui/requests", Some(&eng2), None).await;
+    let (status, _, _) = page(
+        &api,
+        "POST",
+        &approve,
+        Some(&eng2),
+        Some(form(&[("csrf", &csrf_field(&html))])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, request) = api
+        .call("GET", &format!("/requests/{first}"), Some(&vendor), None)
+        .await;
+    assert!(
+        matches!(request["status"].as_str(), Some("approved" | "active")),
+        "{request}"
+    );
+
+    // Deny needs a reason; the page says so; then it is denied.
+    let deny = format!("/ui/requests/{second}/deny");
+    let (_, _, html) = page(&api, "GET", "/ui/requests", Some(&eng1), None).await;
+    let csrf = csrf_field(&html);
+    let (status, _, html) = page(
+        &api,
+        "POST",
+        &deny,
+        Some(&eng1),
+        Some(form(&[("csrf", &csrf), ("reason", " ")])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("reason"), "{html}");
+    let (status, _, _) = page(
+        &api,
+        "POST",
+        &deny,
+        Some(&eng1),
+        Some(form(&[("csrf", &csrf), ("reason", "no work order yet")])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, request) = api
+        .call("GET", &format!("/requests/{second}"), Some(&vendor), None)
+        .await;
+    assert_eq!(request["status"], "denied");
+    // Without a session, the page sends you to sign in.
+    let (status, headers, _) = page(&api, "GET", "/ui/requests", None, None).await;
+    assert_eq!(
+        (status, headers[header::LOCATION].to_str().unwrap()),
+        (StatusCode::SEE_OTHER, "/ui/login")
+    );
+}

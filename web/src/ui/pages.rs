@@ -8,8 +8,9 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use otgate_broker::{Credentials, LoginOutcome, Principal, Secret};
+use otgate_broker::{Credentials, LoginOutcome, Secret};
 
+use super::session::SignedIn;
 use super::{LOGIN_COOKIE, SESSION_COOKIE, cookie, csrf, set_cookie};
 use crate::AppState;
 use crate::error::ApiError;
@@ -55,7 +56,7 @@ fn render(page: &impl Template) -> Result<String, ApiError> {
 }
 
 /// A refusal as a page that says what happened and what to do.
-fn problem(error: ApiError, title: &str) -> Response {
+pub(super) fn problem(error: ApiError, title: &str) -> Response {
     let page = ProblemPage {
         title: title.to_owned(),
         message: error.message().to_owned(),
@@ -73,37 +74,19 @@ fn with_cookie(mut response: Response, name: &str, value: &str, max_age: i64) ->
     response
 }
 
-/// Who the session cookie belongs to, if it holds a valid token.
-async fn signed_in(
-    state: &AppState,
-    headers: &HeaderMap,
-    source: Option<std::net::IpAddr>,
-) -> Option<(Principal, String)> {
-    let token = cookie(headers, SESSION_COOKIE)?;
-    let principal = state.broker.authenticate(token, source).await.ok()?;
-    Some((principal, token.to_owned()))
-}
-
 /// `/`: the UI.
 pub(super) async fn root() -> Redirect {
     Redirect::to("/ui/")
 }
 
-/// `/ui/`: who is signed in; the sign-in page otherwise.
-pub(super) async fn home(
-    State(state): State<AppState>,
-    ClientAddr(source): ClientAddr,
-    headers: HeaderMap,
-) -> Response {
-    let Some((principal, token)) = signed_in(&state, &headers, source).await else {
-        return Redirect::to("/ui/login").into_response();
-    };
-    let user = match state.broker.me(&principal).await {
+/// `/ui/`: who is signed in (the sign-in page otherwise).
+pub(super) async fn home(State(state): State<AppState>, me: SignedIn) -> Response {
+    let user = match state.broker.me(&me.principal).await {
         Ok(user) => user,
         Err(e) => return problem(e.into(), "Not available"),
     };
     let page = HomePage {
-        csrf: state.ui_key.token(&token),
+        csrf: me.csrf,
         name: user.name.to_string(),
         display: user
             .display_name
@@ -116,7 +99,12 @@ pub(super) async fn home(
             .map(|r| format!("{}@{}", r.role, r.domain))
             .collect(),
     };
-    match render(&page) {
+    html(&page)
+}
+
+/// A page, or the error page if it cannot be rendered.
+pub(super) fn html(page: &impl Template) -> Response {
+    match render(page) {
         Ok(body) => Html(body).into_response(),
         Err(e) => e.into_response(),
     }
@@ -220,33 +208,19 @@ pub(super) async fn login(
 /// What a signed-in form posts at least.
 #[derive(Deserialize)]
 pub(super) struct SignedForm {
-    csrf: String,
+    pub(super) csrf: String,
 }
 
 /// `POST /ui/logout`: revokes the session's token and forgets the cookie.
 pub(super) async fn logout(
     State(state): State<AppState>,
-    ClientAddr(source): ClientAddr,
-    headers: HeaderMap,
+    me: SignedIn,
     Form(form): Form<SignedForm>,
 ) -> Response {
-    let Some((principal, token)) = signed_in(&state, &headers, source).await else {
-        return with_cookie(
-            Redirect::to("/ui/login").into_response(),
-            SESSION_COOKIE,
-            "",
-            0,
-        );
-    };
-    if !state.ui_key.check(&token, &form.csrf) {
-        let error = ApiError::new(
-            StatusCode::FORBIDDEN,
-            "csrf",
-            "this form did not come from your session: reload the page and try again",
-        );
-        return problem(error, "Refused");
+    if !me.checks(&state, &form.csrf) {
+        return problem(forged(), "Refused");
     }
-    if let Err(e) = state.broker.logout(&principal, &token).await {
+    if let Err(e) = state.broker.logout(&me.principal, &me.token).await {
         return problem(e.into(), "Not signed out");
     }
     with_cookie(
@@ -254,5 +228,14 @@ pub(super) async fn logout(
         SESSION_COOKIE,
         "",
         0,
+    )
+}
+
+/// A form that did not come from the signed-in session.
+pub(super) fn forged() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "csrf",
+        "this form did not come from your session: reload the page and try again",
     )
 }
