@@ -446,6 +446,56 @@ impl Broker {
         })
     }
 
+    /// Asks a signed-in user for their authenticator code again (before approving access to
+    /// levels 0-1 in the browser): the code must be current and newer than any used before.
+    /// A wrong or reused code is refused, counts towards throttling and is an event.
+    pub async fn confirm_totp(&self, who: &Principal, code: &str) -> Result<()> {
+        let shown = who.user.as_str().to_owned();
+        let keys = Throttle::keys(&shown, who.source);
+        if let Some(retry_after_secs) = self.throttle.retry_after(&keys) {
+            return Err(BrokerError::Forbidden(format!(
+                "too many wrong codes: try again in {retry_after_secs} s"
+            )));
+        }
+        let refused = |reason: &'static str| BrokerError::Forbidden(reason.to_owned());
+        let row = self
+            .user_row(&who.user)
+            .await?
+            .ok_or_else(|| refused("unknown user"))?;
+        let Some(sealed) = &row.totp_secret else {
+            return Err(refused(
+                "enrol an authenticator app first (`otgate login` shows the secret)",
+            ));
+        };
+        let secret = self.keys.vault.open(&totp_purpose(&who.user), sealed)?;
+        let step = totp(secret.expose(), &who.user)?.check(code.trim(), unix_now());
+        let step = step.and_then(|s| i64::try_from(s).ok());
+        let updated = match step {
+            Some(step) => on_pool!(&self.store, pool => sqlx::query(
+                "UPDATE users SET totp_last_step = $1 WHERE name = $2 AND totp_last_step < $1"
+            )
+            .bind(step)
+            .bind(who.user.as_str())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?,
+            None => 0,
+        };
+        if updated == 0 {
+            self.throttle.fail(&keys);
+            let reason = if step.is_some() {
+                "authenticator code reused"
+            } else {
+                "wrong authenticator code"
+            };
+            self.note_refusal(&shown, who.source, reason).await?;
+            return Err(BrokerError::Forbidden(format!(
+                "{reason}: enter the current code from your authenticator app"
+            )));
+        }
+        Ok(())
+    }
+
     /// Resolves a bearer token to its user.
     pub async fn authenticate(&self, token: &str, source: Option<IpAddr>) -> Result<Principal> {
         let well_formed = token.strip_prefix(TOKEN_PREFIX).is_some_and(|rest| {

@@ -1077,6 +1077,17 @@ async fn the_ui_signs_in_with_form_tokens_and_a_strict_cookie() {
     );
 }
 
+/// The authenticator code of the test users for the step after the current one (a code is
+/// accepted once; the next step's is accepted within the allowed skew).
+fn next_code() -> String {
+    totp_rs::Builder::new()
+        .with_secret(SEED.to_vec())
+        .build()
+        .unwrap()
+        .generate(time::OffsetDateTime::now_utc().unix_timestamp() as u64 + 30)
+        .to_string()
+}
+
 /// Signs `user` in through the UI's form; returns the session cookie.
 async fn ui_login(api: &Api, user: &str) -> String {
     let (_, headers, html) = page(api, "GET", "/ui/login", None, None).await;
@@ -1146,42 +1157,53 @@ async fn engineers_approve_and_deny_in_the_browser() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, headers, _) = page(
-        &api,
-        "POST",
-        &approve,
-        Some(&eng1),
-        Some(form(&[("csrf", &csrf)])),
+    // Level 1: the authenticator code again, or no approval; a wrong code is refused.
+    assert!(html.contains("authenticator code"), "{html}");
+    let post = |cookie: String, fields: Vec<(&'static str, String)>| {
+        let approve = approve.clone();
+        let api = &api;
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            page(api, "POST", &approve, Some(&cookie), Some(form(&fields))).await
+        }
+    };
+    let (status, _, html) = post(eng1.clone(), vec![("csrf", csrf.clone())]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        html.contains("confirm the approval with your authenticator code"),
+        "{html}"
+    );
+    let (status, _, _) = post(
+        eng1.clone(),
+        vec![("csrf", csrf.clone()), ("totp", "000000".into())],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, headers, _) = post(
+        eng1.clone(),
+        vec![("csrf", csrf.clone()), ("totp", next_code())],
     )
     .await;
     assert_eq!(
-        (status, &headers[header::LOCATION]),
-        (
-            StatusCode::SEE_OTHER,
-            &"/ui/requests".parse::<axum::http::HeaderValue>().unwrap()
-        )
+        (status, headers[header::LOCATION].to_str().unwrap()),
+        (StatusCode::SEE_OTHER, "/ui/requests")
     );
-    // Level 1 needs a second engineer: eng1's button is gone, and a second approval by eng1 is refused.
+    // Level 1 needs a second engineer: eng1's button is gone, and eng1 cannot approve twice.
     let (_, _, html) = page(&api, "GET", "/ui/requests", Some(&eng1), None).await;
     assert!(!html.contains(&approve), "{html}");
     assert!(html.contains("1/2"), "{html}");
-    let (status, _, html) = page(
-        &api,
-        "POST",
-        &approve,
-        Some(&eng1),
-        Some(form(&[("csrf", &csrf)])),
+    let (status, _, html) = post(
+        eng1.clone(),
+        vec![("csrf", csrf.clone()), ("totp", next_code())],
     )
     .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{html}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{html}");
+    assert!(html.contains("reused"), "{html}");
     let eng2 = ui_login(&api, "eng2").await;
     let (_, _, html) = page(&api, "GET", "/ui/requests", Some(&eng2), None).await;
-    let (status, _, _) = page(
-        &api,
-        "POST",
-        &approve,
-        Some(&eng2),
-        Some(form(&[("csrf", &csrf_field(&html))])),
+    let (status, _, _) = post(
+        eng2.clone(),
+        vec![("csrf", csrf_field(&html)), ("totp", next_code())],
     )
     .await;
     assert_eq!(status, StatusCode::SEE_OTHER);

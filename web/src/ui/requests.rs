@@ -1,6 +1,7 @@
 //! Access requests in the browser: everyone sees the requests the broker lets them see (a
 //! vendor their own, engineers those of their zones); engineers approve or deny pending
-//! ones. The broker decides who may; the page only hides what it would refuse.
+//! ones, confirming with their authenticator code again on levels 0-1. The broker decides
+//! who may; the page only hides what it would refuse.
 
 use askama::Template;
 use axum::Form;
@@ -33,6 +34,7 @@ struct Row {
     status: String,
     approvals: String,
     decidable: bool,
+    needs_code: bool,
 }
 
 #[derive(Template)]
@@ -87,6 +89,7 @@ fn row(request: &Request, decidable: bool) -> Row {
         status: request.status.to_string(),
         approvals: format!("{}/{}", request.approvals.len(), request.approvals_needed),
         decidable,
+        needs_code: request.level.is_control(),
     }
 }
 
@@ -123,10 +126,42 @@ pub(super) async fn list(State(state): State<AppState>, me: SignedIn) -> Respons
     })
 }
 
-/// The approve form.
+/// The approve form: levels 0-1 need the approver's authenticator code again.
 #[derive(Deserialize)]
 pub(super) struct ApproveForm {
     csrf: String,
+    #[serde(default)]
+    totp: Option<String>,
+}
+
+/// Approves `id` as `me`, confirming the authenticator code first for levels 0-1.
+async fn approve_as(
+    state: &AppState,
+    me: &SignedIn,
+    id: &str,
+    totp: Option<&str>,
+) -> Result<(), ApiError> {
+    let id = grant_id(id)?;
+    let request = state.broker.request(&me.principal, id).await?;
+    if request.level.is_control() {
+        let code = totp
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                ApiError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "totp_required",
+                    format!(
+                        "{} is on level {}: confirm the approval with your authenticator code",
+                        request.asset,
+                        request.level.as_str()
+                    ),
+                )
+            })?;
+        state.broker.confirm_totp(&me.principal, code).await?;
+    }
+    state.broker.approve(&me.principal, id).await?;
+    Ok(())
 }
 
 /// `POST /ui/requests/{id}/approve`.
@@ -139,16 +174,8 @@ pub(super) async fn approve(
     if !me.checks(&state, &form.csrf) {
         return problem(forged(), "Refused");
     }
-    let result = match grant_id(&id) {
-        Ok(id) => state
-            .broker
-            .approve(&me.principal, id)
-            .await
-            .map_err(ApiError::from),
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(_) => Redirect::to("/ui/requests").into_response(),
+    match approve_as(&state, &me, &id, form.totp.as_deref()).await {
+        Ok(()) => Redirect::to("/ui/requests").into_response(),
         Err(e) => problem(e, "Not approved"),
     }
 }
