@@ -5,6 +5,7 @@
 //! gets a strict Content-Security-Policy without inline scripts. Each page authorizes
 //! through the broker exactly as the API does.
 
+mod alerts;
 mod assets;
 mod csrf;
 mod pages;
@@ -39,6 +40,11 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/ui/requests", get(requests::list))
         .route("/ui/requests/{id}/approve", post(requests::approve))
         .route("/ui/requests/{id}/deny", post(requests::deny))
+        .route("/ui/alerts", get(alerts::list))
+        .route(
+            "/ui/alerts/{id}/false-positive",
+            post(alerts::false_positive),
+        )
         .route("/ui/assets/{name}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon))
         .layer(axum::middleware::map_response(page_headers))
