@@ -232,12 +232,33 @@ fn signals(p: &Program) -> Signals {
     s
 }
 
-/// Scores `program` given the session's recent programs (oldest first, not including it).
-pub fn score(recent: &VecDeque<Program>, program: &Program, out: &mut Vec<Finding>) {
+/// Programs remembered per session for the patterns.
+const RECENT: usize = 16;
+
+/// A session's recent programs with what each showed, read once when it ran.
+#[derive(Debug, Default)]
+pub struct Recent(VecDeque<(String, Signals)>);
+
+/// Scores `program` given the session's recent programs, then remembers it.
+pub fn score(recent: &mut Recent, program: &Program, out: &mut Vec<Finding>) {
     let now = signals(program);
-    let before: Vec<Signals> = recent.iter().map(signals).collect();
+    find(&recent.0, &now, program, out);
+    recent.0.push_back((program.name.clone(), now));
+    if recent.0.len() > RECENT {
+        recent.0.pop_front();
+    }
+}
+
+fn find(
+    recent: &VecDeque<(String, Signals)>,
+    now: &Signals,
+    program: &Program,
+    out: &mut Vec<Finding>,
+) {
+    let before: Vec<&Signals> = recent.iter().map(|(_, s)| s).collect();
     // How many programs back the latest with a signal is (1 = the previous one).
-    let back = |test: fn(&Signals) -> bool| before.iter().rev().position(test).map(|i| i + 1);
+    let back =
+        |test: fn(&Signals) -> bool| before.iter().rev().position(|s| test(s)).map(|i| i + 1);
     let name = &program.name;
     if (now.make_executable || now.exec)
         && (now.download || back(|s| s.download).is_some_and(|d| d < DOWNLOAD_EXEC))
@@ -343,12 +364,12 @@ pub fn score(recent: &VecDeque<Program>, program: &Program, out: &mut Vec<Findin
     let table = &*TABLE;
     let mut names: BTreeSet<&str> = BTreeSet::from([name.as_str()]);
     let mut counted = usize::from(!now.filter);
-    for p in recent.iter().rev() {
+    for (name, signals) in recent.iter().rev() {
         if counted >= table.table_score_window {
             break;
         }
-        names.insert(p.name.as_str());
-        counted += usize::from(!FILTERS.contains(&p.name.as_str()));
+        names.insert(name.as_str());
+        counted += usize::from(!signals.filter);
     }
     let weight: f64 = names
         .iter()
@@ -429,13 +450,12 @@ mod tests {
     use crate::words::programs;
 
     fn run(lines: &[&str]) -> Vec<Finding> {
-        let mut recent = VecDeque::new();
+        let mut recent = Recent::default();
         let mut out = Vec::new();
         for line in lines {
             score_line(line, &mut out);
             for p in programs(line) {
-                score(&recent, &p, &mut out);
-                recent.push_back(p);
+                score(&mut recent, &p, &mut out);
             }
         }
         out

@@ -21,15 +21,13 @@ use crate::probing::{self, Burst};
 use crate::profile::{AssetProfile, MAX_ITEMS, PairProfile, VendorProfile};
 use crate::reach;
 use crate::score::{Finding, Risk, combine};
-use crate::words::{self, Program};
+use crate::words;
 use crate::{attacks, industrial};
 
 /// Commands in the sliding window compared with the vendor's usual blocks.
 pub const WINDOW: usize = 20;
 /// Events learnt together once none of them raised an alert.
 pub const LEARN_BLOCK: usize = 100;
-/// Programs remembered per session for the attack patterns.
-const RECENT: usize = 16;
 /// Distinct Modbus requests remembered per session for scans.
 const MAX_ASKED: usize = 4096;
 
@@ -74,7 +72,7 @@ struct Live {
     exceptions: Burst,
     novel: Burst,
     asked: BTreeSet<(u8, u8, u16, u16)>,
-    recent: VecDeque<Program>,
+    recent: attacks::Recent,
     window: VecDeque<String>,
     rate: (i64, u32),
     peak: u32,
@@ -198,7 +196,7 @@ impl Detector {
             exceptions: Burst::default(),
             novel: Burst::default(),
             asked: BTreeSet::new(),
-            recent: VecDeque::new(),
+            recent: attacks::Recent::default(),
             window: VecDeque::new(),
             rate: (0, 0),
             peak: 0,
@@ -265,7 +263,7 @@ impl Detector {
                             rule = strongest(rule, &r.config.name, r.config.action);
                         }
                     }
-                    attacks::score(&live.recent, program, &mut findings);
+                    attacks::score(&mut live.recent, program, &mut findings);
                     reach::score_lateral(
                         &asset_name,
                         &live.context.addresses,
@@ -284,10 +282,6 @@ impl Detector {
                         if live.window.len() > WINDOW {
                             live.window.pop_front();
                         }
-                    }
-                    live.recent.push_back(program.clone());
-                    if live.recent.len() > RECENT {
-                        live.recent.pop_front();
                     }
                 }
                 if warm && live.window.len() == WINDOW {
