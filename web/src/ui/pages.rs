@@ -31,7 +31,7 @@ struct LoginPage {
 #[template(path = "home.html")]
 struct HomePage {
     csrf: String,
-    name: String,
+    me: String,
     display: String,
     org: Option<String>,
     roles: Vec<String>,
@@ -87,7 +87,7 @@ pub(super) async fn home(State(state): State<AppState>, me: SignedIn) -> Respons
     };
     let page = HomePage {
         csrf: me.csrf,
-        name: user.name.to_string(),
+        me: user.name.to_string(),
         display: user
             .display_name
             .clone()
