@@ -19,7 +19,7 @@ use otgate_detector::{
 };
 
 use crate::demo::Demo;
-use crate::ssh::{grant, lab, rss_bytes, ssh};
+use crate::ssh::{chunks, grant, lab, rss_bytes, ssh};
 use crate::stats::summarize;
 
 /// Real command streams (the SEA users), or a fixed mix when the data is not here.
@@ -195,16 +195,7 @@ async fn detection_to_end(sessions: usize) -> Result<()> {
             .stderr(Stdio::null())
             .spawn()?;
         let mut stdin = child.stdin.take().context("stdin")?;
-        let mut stdout = child.stdout.take().context("stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-        std::thread::spawn(move || {
-            let mut buffer = [0u8; 4096];
-            while let Ok(n) = std::io::Read::read(&mut stdout, &mut buffer) {
-                if n == 0 || tx.send(buffer[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = chunks(child.stdout.take().context("stdout")?);
         // The shell is ready when it has run a command.
         stdin.write_all(b"echo RE''ADY\r")?;
         let mut seen = Vec::new();

@@ -304,16 +304,7 @@ fn echo_latency(mut command: Command, keys: usize) -> Result<Vec<Duration>> {
         .stderr(Stdio::null())
         .spawn()?;
     let mut stdin = child.stdin.take().context("stdin")?;
-    let mut stdout = child.stdout.take().context("stdout")?;
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        let mut buffer = [0u8; 4096];
-        while let Ok(n) = std::io::Read::read(&mut stdout, &mut buffer) {
-            if n == 0 || tx.send(buffer[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = chunks(child.stdout.take().context("stdout")?);
     let wait_for = |needle: &[u8]| -> Result<()> {
         let mut seen = Vec::new();
         loop {
@@ -351,6 +342,20 @@ fn echo_latency(mut command: Command, keys: usize) -> Result<Vec<Duration>> {
     let _ = child.kill();
     let _ = child.wait();
     Ok(samples)
+}
+
+/// What a child writes, chunk by chunk, from a reader thread.
+pub(crate) fn chunks(mut stdout: std::process::ChildStdout) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut stdout, &mut buffer) {
+            if n == 0 || tx.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// Resident memory of the process, in bytes.
