@@ -70,6 +70,7 @@ impl Node {
                 .await
                 .context("importing the inventory")?;
         }
+        let verifying_key = recording_key.verifying_key();
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let mut roles = Vec::new();
@@ -102,6 +103,7 @@ impl Node {
         // recordings and takes external alerts from the API.
         let mut watched = None;
         let mut intake: Option<Arc<dyn otgate_web::AlertIntake>> = None;
+        let mut live_view = None;
         if config.roles.gateway {
             let storage = config
                 .recordings
@@ -128,25 +130,8 @@ impl Node {
                 }
             });
             intake = Some(door);
+            live_view = Some(recorder.clone());
             watched = Some(recorder);
-        }
-        let mut api = None;
-        if config.roles.web {
-            roles.push("web".to_owned());
-            let tls = otgate_web::tls::server_config(&config.web.cert, &config.web.key)?;
-            let address = listen.unwrap_or(config.web.listen);
-            let listener =
-                TcpListener::bind(address).with_context(|| format!("listening on {address}"))?;
-            api = Some(listener.local_addr()?);
-            let app = otgate_web::router(broker.clone(), archive.clone(), intake)?;
-            let stop = shutdown.clone();
-            tasks.spawn(async move {
-                if let Err(e) = otgate_web::serve(listener, tls, app, stop.clone()).await {
-                    tracing::error!(error = %e, "the HTTPS server stopped");
-                    stop.cancel();
-                }
-            });
-            tracing::info!(%address, api = ?api, "API listening");
         }
         let mut ssh = None;
         let mut tunnel = None;
@@ -197,6 +182,39 @@ impl Node {
                 }
             });
             tracing::info!(%address, "SSH gateway listening");
+        }
+        let mut api = None;
+        if config.roles.web {
+            roles.push("web".to_owned());
+            let tls = otgate_web::tls::server_config(&config.web.cert, &config.web.key)?;
+            let address = listen.unwrap_or(config.web.listen);
+            let listener =
+                TcpListener::bind(address).with_context(|| format!("listening on {address}"))?;
+            api = Some(listener.local_addr()?);
+            let options = otgate_web::UiOptions {
+                ssh: ssh.as_ref().map(|(address, _)| *address),
+                tunnel,
+                live: live_view,
+                verifying_key: Some(verifying_key),
+                idle_timeout: config.web.idle_timeout,
+                sso: config.web.sso.clone(),
+                playbook: if config.roles.gateway {
+                    otgate_detector::Playbook::new(&config.detector.playbook)
+                        .map(|p| p.describe())
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
+            };
+            let app = otgate_web::router(broker.clone(), archive.clone(), intake, options)?;
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                if let Err(e) = otgate_web::serve(listener, tls, app, stop.clone()).await {
+                    tracing::error!(error = %e, "the HTTPS server stopped");
+                    stop.cancel();
+                }
+            });
+            tracing::info!(%address, api = ?api, "API listening");
         }
         broker
             .record(Event::now(EventKind::ServerStarted {

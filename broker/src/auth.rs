@@ -1,6 +1,9 @@
 //! Authentication: passwords (argon2id), TOTP second factor, bearer tokens, login throttling.
 
+mod sso;
 mod throttle;
+
+pub use sso::SsoIdentity;
 
 use std::net::IpAddr;
 

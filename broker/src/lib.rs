@@ -44,7 +44,8 @@ use otgate_policy::{ApprovalRules, Authorizer};
 
 pub use alerts::{Alert, AlertFilter, NewAlert};
 pub use auth::{
-    Credentials, LoginLimits, LoginOutcome, Principal, Session, TotpEnrolment, generate_password,
+    Credentials, LoginLimits, LoginOutcome, Principal, Session, SsoIdentity, TotpEnrolment,
+    generate_password,
 };
 pub use bus::{EventBus, LocalBus, StoredEvent};
 pub use credentials::TunnelClaims;

@@ -33,7 +33,8 @@ pub enum SessionState {
 }
 
 impl SessionState {
-    fn as_str(self) -> &'static str {
+    /// The state as a word: `live`, `ended`, `incomplete`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Live => "live",
             Self::Ended => "ended",

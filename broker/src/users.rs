@@ -172,6 +172,13 @@ impl Broker {
         self.user_view(&who.user).await
     }
 
+    /// A user's display name and organisation, for the people deciding on their requests
+    /// (callers show it only next to a request the viewer may already see).
+    pub async fn user_summary(&self, name: &UserName) -> Result<(Option<String>, Option<String>)> {
+        let user = self.user_view(name).await?;
+        Ok((user.display_name, user.org.map(|o| o.to_string())))
+    }
+
     /// Every user (admins only).
     pub async fn users(&self, who: &Principal) -> Result<Vec<User>> {
         self.require_everywhere(who, Action::Administer, "list users")

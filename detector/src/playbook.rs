@@ -273,6 +273,63 @@ impl Playbook {
         })
     }
 
+    /// The playbook in words, one line per level, zone and rule (for the admin page).
+    pub fn describe(&self) -> Vec<String> {
+        let words = |t: &Thresholds| {
+            let mut parts: Vec<String> = [
+                ("alert", t.alert),
+                ("freeze", t.freeze),
+                ("terminate", t.terminate),
+                ("quarantine", t.quarantine),
+            ]
+            .into_iter()
+            .filter_map(|(name, at)| at.map(|at| format!("{name} at {at}")))
+            .collect();
+            if let Some(mode) = t.fail_mode {
+                parts.push(format!("if the detector fails: {mode:?}").to_lowercase());
+            }
+            parts.join(", ")
+        };
+        let mut out: Vec<String> = PurdueLevel::ALL
+            .iter()
+            .map(|level| {
+                format!(
+                    "level {}: {}",
+                    level.as_str(),
+                    words(&self.thresholds(Some(*level), None))
+                )
+            })
+            .collect();
+        for (zone, over) in &self.zones {
+            out.push(format!("zone {zone}: {}", words(over)));
+        }
+        for rule in &self.rules {
+            let what = rule
+                .config
+                .modbus_write
+                .iter()
+                .map(|range| format!("Modbus writes to {range}"))
+                .chain(
+                    rule.config
+                        .commands
+                        .iter()
+                        .map(|c| format!("command `{c}`")),
+                )
+                .collect::<Vec<_>>()
+                .join(", ");
+            out.push(format!(
+                "rule {}: {what} -> {}",
+                rule.config.name,
+                rule.config.action.as_str()
+            ));
+        }
+        out.push(format!(
+            "a quarantine lasts {}",
+            otgate_policy::window::format_duration(self.quarantine_for)
+        ));
+        out
+    }
+
     /// The thresholds for an asset on `level` in `zone` (unknown level: level 1's).
     pub fn thresholds(&self, level: Option<PurdueLevel>, zone: Option<&str>) -> Thresholds {
         let level = level.unwrap_or(PurdueLevel::L1);
@@ -331,6 +388,16 @@ fn check(key: &str, t: &Thresholds) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_playbook_in_words() {
+        let lines = Playbook::default().describe();
+        assert!(lines.iter().any(|l| l == "level 0: alert at 40, freeze at 60, terminate at 80, quarantine at 95, if the detector fails: freeze"), "{lines:?}");
+        assert!(
+            lines.iter().any(|l| l == "a quarantine lasts 2h"),
+            "{lines:?}"
+        );
+    }
+
     use super::*;
 
     #[test]

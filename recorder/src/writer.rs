@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot, watch};
 
 use crate::cast::{Code, Frame, Header, Utf8Stream};
 use crate::chain::{Hash, genesis, hex, seal_line, sign_document};
@@ -111,6 +111,40 @@ enum Message {
         reason: String,
     },
     Finish(EndReason, oneshot::Sender<Result<Manifest, RecorderError>>),
+    /// Flush what is recorded so far to disk, then follow what comes next.
+    Watch(oneshot::Sender<broadcast::Receiver<LiveChunk>>),
+}
+
+/// How many chunks a watcher may fall behind before it misses some (and is told).
+const WATCH_BACKLOG: usize = 4096;
+
+/// What a watcher of a live session sees after [`Recorder::watch`]: exactly what is
+/// recorded from then on, in order.
+#[derive(Clone, Debug)]
+pub enum LiveChunk {
+    /// Terminal output, as recorded (UTF-8 text).
+    Output {
+        /// Seconds from the start.
+        t: f64,
+        /// The text.
+        text: Arc<str>,
+    },
+    /// The terminal was resized.
+    Resize {
+        /// Seconds from the start.
+        t: f64,
+        /// Columns.
+        cols: u16,
+        /// Rows.
+        rows: u16,
+    },
+    /// A typed event.
+    Event {
+        /// Seconds from the start.
+        t: f64,
+        /// The event.
+        event: Arc<SessionEvent>,
+    },
 }
 
 /// How long a finishing recording waits for the tap to catch up with the session.
@@ -166,6 +200,16 @@ impl Recorder {
         self.live.annotate(id, event)
     }
 
+    /// Follows live session `id`: flushes what is recorded so far to the spool (so reading
+    /// the recording now gives everything up to this point) and returns what is recorded
+    /// from then on. `None` when the session is not live here.
+    pub async fn watch(&self, id: &str) -> Option<broadcast::Receiver<LiveChunk>> {
+        let tx = self.live.sender(id)?;
+        let (reply, answer) = oneshot::channel();
+        tx.send(Message::Watch(reply)).ok()?;
+        answer.await.ok()
+    }
+
     /// The storage backend.
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage
@@ -212,6 +256,7 @@ impl Recorder {
             output: Utf8Stream::default(),
             input: Utf8Stream::default(),
             uploader: None,
+            watchers: broadcast::channel(WATCH_BACKLOG).0,
         };
         let mut head = serde_json::to_vec(&header)
             .map_err(|e| RecorderError::Invalid(format!("asciicast header: {e}")))?;
@@ -456,6 +501,7 @@ struct Writer {
     output: Utf8Stream,
     input: Utf8Stream,
     uploader: Option<Uploader>,
+    watchers: broadcast::Sender<LiveChunk>,
 }
 
 impl Writer {
@@ -493,6 +539,12 @@ impl Writer {
             } => self.counts.denials += 1,
             SessionEvent::Alert { .. } => self.counts.alerts += 1,
             _ => {}
+        }
+        if self.watchers.receiver_count() > 0 {
+            let _ = self.watchers.send(LiveChunk::Event {
+                t,
+                event: Arc::new(event.clone()),
+            });
         }
         let content = serde_json::to_string(&EventLine {
             seq: self.seq,
@@ -533,6 +585,20 @@ impl Writer {
             return;
         }
         let t = self.clock(t);
+        if self.watchers.receiver_count() > 0 {
+            let chunk = match code {
+                Code::Output => Some(LiveChunk::Output {
+                    t,
+                    text: Arc::from(text.as_str()),
+                }),
+                Code::Resize => crate::cast::parse_size(&text)
+                    .map(|(cols, rows)| LiveChunk::Resize { t, cols, rows }),
+                Code::Input | Code::Marker => None,
+            };
+            if let Some(chunk) = chunk {
+                let _ = self.watchers.send(chunk);
+            }
+        }
         let line = Frame {
             t,
             code,
@@ -596,6 +662,10 @@ impl Writer {
                     SessionEvent::RecordingFailed { reason },
                 )?;
                 self.flush().await?;
+            }
+            Message::Watch(reply) => {
+                self.flush().await?;
+                let _ = reply.send(self.watchers.subscribe());
             }
             Message::Finish(..) => {}
         }

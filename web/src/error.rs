@@ -137,6 +137,11 @@ impl ApiError {
         &self.message
     }
 
+    /// The machine-readable code.
+    pub(crate) fn code(&self) -> &'static str {
+        self.code
+    }
+
     /// The same refusal as a page: `body` with this status, recorded as a refusal like the
     /// API's JSON errors.
     pub(crate) fn page(self, body: String) -> Response {

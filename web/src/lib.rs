@@ -1,5 +1,6 @@
-//! otgate-web: the HTTPS server. For now the REST API under `/api/v1` with its OpenAPI
-//! document at `/api/v1/openapi.json`; the browser UI comes later.
+//! otgate-web: the HTTPS server: the REST API under `/api/v1` with its OpenAPI document at
+//! `/api/v1/openapi.json`, and the browser UI under `/ui/` (server-rendered pages, live view
+//! over a WebSocket, replay from frames the server renders).
 //!
 //! Invariants:
 //! - Every handler authenticates the caller and leaves authorization to the broker, which asks
@@ -8,8 +9,8 @@
 //!   change, produced in one place (`error`); every 4xx is recorded as an event (`refusals`).
 //! - Bodies are limited to [`MAX_BODY`]; internal errors never reach clients.
 //!
-//! Layout: `routes/` (one module per subject), `extract` (caller, JSON, query, ids), `error`,
-//! `refusals`, [`tls`].
+//! Layout: `routes/` (one module per subject), `ui/` (the pages), `extract` (caller, JSON,
+//! query, ids), `error`, `refusals`, [`tls`].
 //!
 //! Never: depend on `gateway`, or hold state of its own beyond the broker and recordings
 //! handles.
@@ -49,6 +50,43 @@ pub struct AppState {
     recordings: Archive,
     intake: Option<Arc<dyn AlertIntake>>,
     ui_key: ui::UiKey,
+    ui: Arc<ui::UiState>,
+}
+
+/// What the browser UI needs from the rest of the node besides the broker and recordings.
+#[derive(Clone, Debug)]
+pub struct UiOptions {
+    /// Where vendors connect with OpenSSH (shown as the exact `ssh` command).
+    pub ssh: Option<SocketAddr>,
+    /// Where vendors open tunnels (`otgate connect --gateway`).
+    pub tunnel: Option<SocketAddr>,
+    /// The gateway's recorder when this node runs the gateway: live view follows its
+    /// sessions.
+    pub live: Option<otgate_recorder::Recorder>,
+    /// The public recording key: the session page checks signatures with it.
+    pub verifying_key: Option<otgate_recorder::VerifyingKey>,
+    /// A browser session ends after this long without a request.
+    pub idle_timeout: Duration,
+    /// The detector's playbook in words, for the admin page.
+    pub playbook: Vec<String>,
+    /// Single sign-on with OpenID Connect, when configured.
+    pub sso: Option<SsoConfig>,
+}
+
+pub use ui::{OidcConfig, SsoConfig};
+
+impl Default for UiOptions {
+    fn default() -> Self {
+        Self {
+            ssh: None,
+            tunnel: None,
+            live: None,
+            verifying_key: None,
+            idle_timeout: Duration::from_secs(15 * 60),
+            playbook: Vec::new(),
+            sso: None,
+        }
+    }
 }
 
 /// Where external alerts go on a node that runs the detector: it scores them against the
@@ -141,17 +179,20 @@ async fn api_headers(mut response: Response) -> Response {
 }
 
 /// The whole application: the API over `broker`, recordings read from `recordings`,
-/// external alerts handed to `intake` when this node runs the detector.
+/// external alerts handed to `intake` when this node runs the detector, and the browser UI
+/// set up by `options`.
 pub fn router(
     broker: Arc<Broker>,
     recordings: Archive,
     intake: Option<Arc<dyn AlertIntake>>,
+    options: UiOptions,
 ) -> Result<Router, WebError> {
     let state = AppState {
         broker,
         recordings,
         intake,
         ui_key: ui::UiKey::generate().map_err(|e| WebError::Ui(e.to_string()))?,
+        ui: Arc::new(ui::UiState::new(options)),
     };
     let (api, _) = parts();
     let api = api.merge(ui::routes());

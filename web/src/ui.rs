@@ -5,19 +5,32 @@
 //! gets a strict Content-Security-Policy without inline scripts. Each page authorizes
 //! through the broker exactly as the API does.
 
+mod admin;
 mod alerts;
 mod assets;
 mod csrf;
+mod form;
+mod live;
+mod oidc;
 mod pages;
+mod player;
 mod requests;
 mod session;
+mod sessions;
+mod sso;
+mod vendor;
+mod view;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 
-use crate::AppState;
+use crate::{AppState, UiOptions};
+
+pub use oidc::OidcConfig;
+pub(crate) use session::Idle;
+pub use sso::SsoConfig;
 
 pub(crate) use csrf::UiKey;
 
@@ -30,14 +43,58 @@ pub(crate) const LOGIN_COOKIE: &str = "__Host-otgate-login";
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// What the UI keeps besides the broker: its options, the sessions' last activity (idle
+/// timeout), and the recordings read last (replay asks for frames a window at a time).
+#[derive(Debug)]
+pub(crate) struct UiState {
+    /// As configured.
+    pub options: UiOptions,
+    /// Last activity per browser session.
+    pub idle: Idle,
+    /// Recordings read last.
+    pub recent: sessions::Recent,
+    /// Single sign-on, when configured.
+    pub sso: Option<sso::Sso>,
+}
+
+impl UiState {
+    pub(crate) fn new(options: UiOptions) -> Self {
+        Self {
+            sso: options.sso.clone().map(sso::Sso::new),
+            idle: Idle::new(options.idle_timeout),
+            options,
+            recent: sessions::Recent::default(),
+        }
+    }
+}
+
 /// The UI's routes.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(pages::root))
         .route("/ui/", get(pages::home))
         .route("/ui/login", get(pages::login_form).post(pages::login))
+        .route("/ui/login/sso", get(sso::begin))
+        .route("/ui/login/sso/callback", get(sso::callback))
         .route("/ui/logout", post(pages::logout))
-        .route("/ui/requests", get(requests::list))
+        .route("/ui/requests", get(requests::list).post(vendor::create))
+        .route("/ui/requests/new", get(vendor::new_form))
+        .route("/ui/requests/{id}", get(requests::show))
+        .route("/ui/requests/{id}/withdraw", post(vendor::withdraw))
+        .route("/ui/grants", get(vendor::grants))
+        .route("/ui/grants/{id}/certificate", post(vendor::certificate))
+        .route("/ui/grants/{id}/revoke", post(admin::revoke))
+        .route("/ui/quarantines", post(admin::quarantine))
+        .route("/ui/sessions", get(sessions::list))
+        .route("/ui/sessions/{id}", get(sessions::show))
+        .route("/ui/sessions/{id}/frames", get(sessions::frames))
+        .route("/ui/sessions/{id}/bundle", get(sessions::bundle))
+        .route("/ui/sessions/{id}/action", post(sessions::act))
+        .route("/ui/sessions/{id}/live", any(live::socket))
+        .route("/ui/plant", get(admin::plant))
+        .route("/ui/users", get(admin::users))
+        .route("/ui/rules", get(admin::rules))
+        .route("/ui/assets/term.css", get(assets::terminal_css))
         .route("/ui/requests/{id}/approve", post(requests::approve))
         .route("/ui/requests/{id}/deny", post(requests::deny))
         .route("/ui/alerts", get(alerts::list))

@@ -88,6 +88,11 @@ impl Live {
         }
     }
 
+    /// The live session `id`'s writer queue, when it is live here.
+    pub(crate) fn sender(&self, id: &str) -> Option<mpsc::UnboundedSender<Message>> {
+        self.open.lock().ok()?.get(id)?.tx.upgrade()
+    }
+
     pub(crate) fn tapped(&self, id: &str, at: OffsetDateTime, event: &SessionEvent) {
         if let Some(tap) = &self.tap {
             tap.event(id, at, event);

@@ -3,16 +3,16 @@
 //! normal). Who sees which alerts is the broker's decision, as in the API.
 
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use serde::Deserialize;
 
 use otgate_broker::{Alert, AlertFilter};
 
+use super::form::Fields;
 use super::pages::{forged, html, problem};
 use super::session::SignedIn;
+use super::view::band;
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -37,15 +37,6 @@ struct AlertsPage {
     csrf: String,
     me: String,
     rows: Vec<Row>,
-}
-
-/// Risk in words, for colour and for people who do not read colour.
-fn band(score: u8) -> &'static str {
-    match score {
-        70.. => "high",
-        40..=69 => "medium",
-        _ => "low",
-    }
 }
 
 fn row(alert: Alert) -> Row {
@@ -92,21 +83,14 @@ pub(super) async fn list(State(state): State<AppState>, me: SignedIn) -> Respons
     }
 }
 
-/// The false-positive form.
-#[derive(Deserialize)]
-pub(super) struct JudgeForm {
-    csrf: String,
-    note: String,
-}
-
 /// `POST /ui/alerts/{id}/false-positive`.
 pub(super) async fn false_positive(
     State(state): State<AppState>,
     me: SignedIn,
     Path(id): Path<String>,
-    Form(form): Form<JudgeForm>,
+    form: Fields,
 ) -> Response {
-    if !me.checks(&state, &form.csrf) {
+    if !me.checks(&state, form.csrf()) {
         return problem(forged(), "Refused");
     }
     let Ok(id) = id.parse::<i64>() else {
@@ -121,7 +105,7 @@ pub(super) async fn false_positive(
     };
     match state
         .broker
-        .mark_false_positive(&me.principal, id, &form.note)
+        .mark_false_positive(&me.principal, id, form.get("note").unwrap_or_default())
         .await
     {
         Ok(_) => Redirect::to("/ui/alerts").into_response(),

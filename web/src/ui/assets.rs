@@ -50,3 +50,19 @@ pub(super) async fn serve(Path(name): Path<String>) -> Response {
 pub(super) async fn favicon() -> Response {
     asset("favicon.svg")
 }
+
+/// The terminal's colours (the 256 of xterm, as classes the screen frames use).
+static TERMINAL_CSS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(otgate_recorder::screen::stylesheet);
+
+/// `/ui/assets/term.css`.
+pub(super) async fn terminal_css() -> Response {
+    let mut response = (StatusCode::OK, TERMINAL_CSS.as_str()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}

@@ -1,15 +1,15 @@
-//! The pages so far: sign in, home, sign out.
+//! Signing in (password, authenticator code, enrolment with a QR code, a new password
+//! when the old one was one-time), home, signing out.
 
 use askama::Template;
-use axum::Form;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use serde::Deserialize;
 use time::OffsetDateTime;
 
 use otgate_broker::{Credentials, LoginOutcome, Secret};
 
+use super::form::Fields;
 use super::session::SignedIn;
 use super::{LOGIN_COOKIE, SESSION_COOKIE, cookie, csrf, set_cookie};
 use crate::AppState;
@@ -25,6 +25,17 @@ struct LoginPage {
     csrf: String,
     user: String,
     problem: Option<String>,
+    new_password: bool,
+    sso: bool,
+}
+
+#[derive(Template)]
+#[template(path = "enrol.html")]
+struct EnrolPage {
+    csrf: String,
+    user: String,
+    qr: String,
+    secret: String,
 }
 
 #[derive(Template)]
@@ -44,7 +55,8 @@ struct ProblemPage {
     message: String,
 }
 
-fn render(page: &impl Template) -> Result<String, ApiError> {
+/// Renders a page, or the error a failure becomes.
+pub(super) fn render(page: &impl Template) -> Result<String, ApiError> {
     page.render().map_err(|e| {
         tracing::error!(error = %e, "a page could not be rendered");
         ApiError::new(
@@ -115,16 +127,30 @@ fn login_page(
     nonce: &str,
     user: &str,
     problem: Option<String>,
+    new_password: bool,
 ) -> Result<String, ApiError> {
     render(&LoginPage {
         csrf: state.ui_key.token(nonce),
         user: user.to_owned(),
         problem,
+        new_password,
+        sso: state.ui.sso.is_some(),
     })
 }
 
+/// Why the sign-in page is shown (`?idle=1` after the idle timeout).
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct LoginQuery {
+    #[serde(default)]
+    idle: Option<String>,
+}
+
 /// `GET /ui/login`: the sign-in form, with a fresh pre-login cookie.
-pub(super) async fn login_form(State(state): State<AppState>) -> Response {
+pub(super) async fn login_form(
+    State(state): State<AppState>,
+    query: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let idle = query.ok().and_then(|Query(q)| q.idle).is_some();
     let Some(nonce) = csrf::nonce() else {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -133,7 +159,13 @@ pub(super) async fn login_form(State(state): State<AppState>) -> Response {
         )
         .into_response();
     };
-    match login_page(&state, &nonce, "", None) {
+    let note = idle.then(|| {
+        format!(
+            "you were signed out after {} min without activity: sign in again",
+            state.ui.idle.minutes()
+        )
+    });
+    match login_page(&state, &nonce, "", note, false) {
         Ok(body) => with_cookie(
             Html(body).into_response(),
             LOGIN_COOKIE,
@@ -144,24 +176,14 @@ pub(super) async fn login_form(State(state): State<AppState>) -> Response {
     }
 }
 
-/// What the sign-in form posts.
-#[derive(Deserialize)]
-pub(super) struct LoginForm {
-    csrf: String,
-    user: String,
-    password: String,
-    #[serde(default)]
-    totp: Option<String>,
-}
-
 /// `POST /ui/login`: password and, for engineers and admins, the authenticator code.
 pub(super) async fn login(
     State(state): State<AppState>,
     ClientAddr(source): ClientAddr,
     headers: HeaderMap,
-    Form(form): Form<LoginForm>,
+    form: Fields,
 ) -> Response {
-    let Some(nonce) = cookie(&headers, LOGIN_COOKIE).filter(|n| state.ui_key.check(n, &form.csrf))
+    let Some(nonce) = cookie(&headers, LOGIN_COOKIE).filter(|n| state.ui_key.check(n, form.csrf()))
     else {
         let error = ApiError::new(
             StatusCode::FORBIDDEN,
@@ -170,13 +192,14 @@ pub(super) async fn login(
         );
         return problem(error, "Sign-in refused");
     };
+    let user = form.get("user").unwrap_or_default().to_owned();
     let outcome = state
         .broker
         .login(Credentials {
-            user: form.user.clone(),
-            password: Secret::new(form.password),
-            totp: form.totp.filter(|t| !t.trim().is_empty()),
-            new_password: None,
+            user: user.clone(),
+            password: Secret::new(form.raw("password").to_owned()),
+            totp: form.get("totp").map(str::to_owned),
+            new_password: form.get("new_password").map(|p| Secret::new(p.to_owned())),
             source,
         })
         .await;
@@ -187,17 +210,25 @@ pub(super) async fn login(
             let response = with_cookie(response, SESSION_COOKIE, session.token.expose(), max_age);
             with_cookie(response, LOGIN_COOKIE, "", 0)
         }
-        Ok(LoginOutcome::Enrol(_)) => problem(
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "totp_enrolment",
-                "enrol an authenticator app first: `otgate login` shows the secret and its otpauth:// URI",
-            ),
-            "Authenticator needed",
-        ),
+        Ok(LoginOutcome::Enrol(enrolment)) => {
+            let page = EnrolPage {
+                csrf: state.ui_key.token(nonce),
+                user: user.clone(),
+                qr: qr_svg(enrolment.otpauth_uri.expose()),
+                secret: enrolment.secret.expose().clone(),
+            };
+            html(&page)
+        }
         Err(e) => {
             let error = ApiError::from(e);
-            match login_page(&state, nonce, &form.user, Some(error.message().to_owned())) {
+            let new_password = error.code() == "password_change_required";
+            match login_page(
+                &state,
+                nonce,
+                &user,
+                Some(error.message().to_owned()),
+                new_password,
+            ) {
                 Ok(body) => error.page(body),
                 Err(e) => e.into_response(),
             }
@@ -205,21 +236,34 @@ pub(super) async fn login(
     }
 }
 
-/// What a signed-in form posts at least.
-#[derive(Deserialize)]
-pub(super) struct SignedForm {
-    pub(super) csrf: String,
+/// The otpauth:// URI as an inline SVG QR code (no image request, nothing inline to run).
+fn qr_svg(uri: &str) -> String {
+    match qrcode::QrCode::new(uri.as_bytes()) {
+        Ok(code) => {
+            let svg = code
+                .render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(220, 220)
+                .quiet_zone(true)
+                .build();
+            // Drop the XML declaration: the SVG goes inside the page.
+            match svg.find("<svg") {
+                Some(at) => svg.get(at..).unwrap_or_default().to_owned(),
+                None => String::new(),
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no QR code for an enrolment URI");
+            String::new()
+        }
+    }
 }
 
 /// `POST /ui/logout`: revokes the session's token and forgets the cookie.
-pub(super) async fn logout(
-    State(state): State<AppState>,
-    me: SignedIn,
-    Form(form): Form<SignedForm>,
-) -> Response {
-    if !me.checks(&state, &form.csrf) {
+pub(super) async fn logout(State(state): State<AppState>, me: SignedIn, form: Fields) -> Response {
+    if !me.checks(&state, form.csrf()) {
         return problem(forged(), "Refused");
     }
+    state.ui.idle.forget(&me.token);
     if let Err(e) = state.broker.logout(&me.principal, &me.token).await {
         return problem(e.into(), "Not signed out");
     }

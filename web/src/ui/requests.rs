@@ -4,16 +4,16 @@
 //! who may; the page only hides what it would refuse.
 
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use serde::Deserialize;
 
-use otgate_broker::{Request, RequestFilter, RequestStatus};
-use otgate_policy::{Action, PurdueLevel};
+use otgate_broker::{AlertFilter, Request, RequestFilter, RequestStatus, SessionFilter};
+use otgate_policy::{Action, Preset};
 
+use super::form::Fields;
 use super::pages::{forged, html, problem};
 use super::session::SignedIn;
+use super::view;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::grant_id;
@@ -45,32 +45,13 @@ struct RequestsPage {
     rows: Vec<Row>,
 }
 
-fn level_class(level: PurdueLevel) -> &'static str {
-    match level {
-        PurdueLevel::L0 | PurdueLevel::L1 => "control",
-        PurdueLevel::L2 => "supervisory",
-        _ => "site",
-    }
-}
-
-fn time(t: time::OffsetDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute()
-    )
-}
-
 fn row(request: &Request, decidable: bool) -> Row {
     Row {
         id: request.id.get(),
         vendor: request.requester.to_string(),
         asset: request.asset.to_string(),
         level: request.level.as_str(),
-        level_class: level_class(request.level),
+        level_class: view::level_class(request.level),
         zone: request.zone.to_string(),
         scope: request.scope_name.clone(),
         protocols: request
@@ -81,8 +62,8 @@ fn row(request: &Request, decidable: bool) -> Row {
             .join(", "),
         window: format!(
             "{} - {}",
-            time(request.window.start),
-            time(request.window.end)
+            view::minute(request.window.start),
+            view::minute(request.window.end)
         ),
         reason: request.reason.clone(),
         ticket: request.ticket.clone(),
@@ -91,6 +72,141 @@ fn row(request: &Request, decidable: bool) -> Row {
         decidable,
         needs_code: request.level.is_control(),
     }
+}
+
+/// What the decision rests on: who asks, what they asked compared with the preset, and
+/// their history on this asset.
+#[derive(Template)]
+#[template(path = "request.html")]
+struct RequestPage {
+    csrf: String,
+    me: String,
+    row: Row,
+    org: String,
+    display: String,
+    scope: String,
+    preset: String,
+    extra: Vec<String>,
+    sessions: Vec<(String, String, String, i64, i64)>,
+    alerts: Vec<(i64, u8, &'static str, String)>,
+    decision: Option<String>,
+}
+
+fn scope_text(scope: &otgate_policy::Scope) -> String {
+    toml::to_string(scope).unwrap_or_else(|e| format!("(cannot show the scope: {e})"))
+}
+
+/// `GET /ui/requests/{id}`: one request with the context to decide it.
+pub(super) async fn show(
+    State(state): State<AppState>,
+    me: SignedIn,
+    Path(id): Path<String>,
+) -> Response {
+    let loaded = async {
+        let id = grant_id(&id)?;
+        let request = state.broker.request(&me.principal, id).await?;
+        let asset = state.broker.asset(&me.principal, &request.asset).await?;
+        let vendor = state.broker.user_summary(&request.requester).await?;
+        let sessions = state
+            .broker
+            .sessions(
+                &me.principal,
+                &SessionFilter {
+                    vendor: Some(request.requester.to_string()),
+                    asset: Some(request.asset.to_string()),
+                    limit: Some(20),
+                    ..SessionFilter::default()
+                },
+            )
+            .await?;
+        let alerts = state
+            .broker
+            .alerts(
+                &me.principal,
+                &AlertFilter {
+                    vendor: Some(request.requester.to_string()),
+                    asset: Some(request.asset.to_string()),
+                    ..AlertFilter::default()
+                },
+            )
+            .await?;
+        Ok::<_, ApiError>((request, asset, vendor, sessions, alerts))
+    }
+    .await;
+    let (request, asset, vendor, sessions, alerts) = match loaded {
+        Ok(loaded) => loaded,
+        Err(e) => return problem(e, "Not available"),
+    };
+    let decidable = decidable(&state, &me, &request).await;
+    let scope = scope_text(&request.scope);
+    let preset = Preset::ReadOnly
+        .materialize(&asset, &request.protocols)
+        .map(|s| scope_text(&s))
+        .unwrap_or_default();
+    let baseline: std::collections::HashSet<&str> = preset.lines().collect();
+    let extra = scope
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !baseline.contains(line))
+        .map(str::to_owned)
+        .collect();
+    html(&RequestPage {
+        csrf: me.csrf,
+        me: me.principal.user.to_string(),
+        org: vendor.1.unwrap_or_else(|| "no organisation".into()),
+        display: vendor.0.unwrap_or_else(|| request.requester.to_string()),
+        scope,
+        preset,
+        extra,
+        sessions: sessions
+            .into_iter()
+            .map(|s| {
+                (
+                    s.id,
+                    view::minute(s.started_at),
+                    s.state.as_str().to_owned(),
+                    s.denials,
+                    s.alerts,
+                )
+            })
+            .collect(),
+        alerts: alerts
+            .into_iter()
+            .map(|a| {
+                (
+                    a.id,
+                    a.score,
+                    view::band(a.score),
+                    a.findings
+                        .first()
+                        .map(|f| f.text.clone())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect(),
+        decision: request.decided_by.as_ref().map(|by| {
+            format!(
+                "{} by {by}: {}",
+                request.status,
+                request.decision_reason.clone().unwrap_or_default()
+            )
+        }),
+        row: row(&request, decidable),
+    })
+}
+
+async fn decidable(state: &AppState, me: &SignedIn, request: &Request) -> bool {
+    // Approve buttons for pending requests of zones where this user approves, unless it is
+    // their own request or they approved it already (the broker refuses both).
+    request.status == RequestStatus::Pending
+        && request.requester != me.principal.user
+        && !request
+            .approvals
+            .iter()
+            .any(|a| a.approver == me.principal.user)
+        && state
+            .broker
+            .is_allowed(&me.principal, &request.zone, Action::Approve)
+            .await
 }
 
 /// `GET /ui/requests`.
@@ -105,33 +221,13 @@ pub(super) async fn list(State(state): State<AppState>, me: SignedIn) -> Respons
     };
     let mut rows = Vec::with_capacity(requests.len());
     for request in &requests {
-        // Approve buttons for pending requests of zones where this user approves, unless it
-        // is their own request or they approved it already (the broker refuses both).
-        let decidable = request.status == RequestStatus::Pending
-            && request.requester != me.principal.user
-            && !request
-                .approvals
-                .iter()
-                .any(|a| a.approver == me.principal.user)
-            && state
-                .broker
-                .is_allowed(&me.principal, &request.zone, Action::Approve)
-                .await;
-        rows.push(row(request, decidable));
+        rows.push(row(request, decidable(&state, &me, request).await));
     }
     html(&RequestsPage {
         csrf: me.csrf,
         me: me.principal.user.to_string(),
         rows,
     })
-}
-
-/// The approve form: levels 0-1 need the approver's authenticator code again.
-#[derive(Deserialize)]
-pub(super) struct ApproveForm {
-    csrf: String,
-    #[serde(default)]
-    totp: Option<String>,
 }
 
 /// Approves `id` as `me`, confirming the authenticator code first for levels 0-1.
@@ -169,22 +265,15 @@ pub(super) async fn approve(
     State(state): State<AppState>,
     me: SignedIn,
     Path(id): Path<String>,
-    Form(form): Form<ApproveForm>,
+    form: Fields,
 ) -> Response {
-    if !me.checks(&state, &form.csrf) {
+    if !me.checks(&state, form.csrf()) {
         return problem(forged(), "Refused");
     }
-    match approve_as(&state, &me, &id, form.totp.as_deref()).await {
-        Ok(()) => Redirect::to("/ui/requests").into_response(),
+    match approve_as(&state, &me, &id, form.get("totp")).await {
+        Ok(()) => Redirect::to(&format!("/ui/requests/{id}")).into_response(),
         Err(e) => problem(e, "Not approved"),
     }
-}
-
-/// The deny form.
-#[derive(Deserialize)]
-pub(super) struct DenyForm {
-    csrf: String,
-    reason: String,
 }
 
 /// `POST /ui/requests/{id}/deny`.
@@ -192,15 +281,15 @@ pub(super) async fn deny(
     State(state): State<AppState>,
     me: SignedIn,
     Path(id): Path<String>,
-    Form(form): Form<DenyForm>,
+    form: Fields,
 ) -> Response {
-    if !me.checks(&state, &form.csrf) {
+    if !me.checks(&state, form.csrf()) {
         return problem(forged(), "Refused");
     }
     let result = match grant_id(&id) {
         Ok(id) => state
             .broker
-            .deny(&me.principal, id, &form.reason)
+            .deny(&me.principal, id, form.get("reason").unwrap_or_default())
             .await
             .map_err(ApiError::from),
         Err(e) => Err(e),

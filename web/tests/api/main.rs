@@ -53,6 +53,11 @@ impl Drop for Api {
 }
 
 async fn api() -> Api {
+    api_with(otgate_web::UiOptions::default()).await
+}
+
+/// The API with the UI set up by `options` (its SSH address is always 127.0.0.1:2222).
+async fn api_with(options: otgate_web::UiOptions) -> Api {
     let dir = std::env::temp_dir().join(format!(
         "otgate-web-test-{}-{}",
         std::process::id(),
@@ -147,7 +152,17 @@ async fn api() -> Api {
         None,
     );
     Api {
-        app: otgate_web::router(broker.clone(), recordings, None).unwrap(),
+        app: otgate_web::router(
+            broker.clone(),
+            recordings,
+            None,
+            otgate_web::UiOptions {
+                ssh: Some("127.0.0.1:2222".parse().unwrap()),
+                idle_timeout: options.idle_timeout,
+                ..otgate_web::UiOptions::default()
+            },
+        )
+        .unwrap(),
         broker,
         dir,
     }
@@ -904,3 +919,4 @@ async fn sensors_report_alerts_engineers_judge_them() {
 }
 
 mod ui;
+mod ui_pages;
