@@ -3,17 +3,23 @@
 //! there is one.
 //!
 //! Usage: `cargo build --release && cargo run --release -p otgate-bench -- control-plane [N]`,
-//! `... -- ssh [MEGABYTES] [ROUNDS] [IDLE_SESSIONS]`, `... -- modbus [REQUESTS] [CONNECTIONS]`, `... -- detector [SESSIONS]`.
+//! `... -- ssh [MEGABYTES] [ROUNDS] [IDLE_SESSIONS]`, `... -- modbus [REQUESTS] [CONNECTIONS]`, `... -- detector [SESSIONS]`,
+//! `... -- ui [KEYSTROKES]` (needs Chromium).
 
 // A measuring harness: a broken fixture should stop it loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing)]
 
+// The end-to-end tests' DevTools client, shared; not every part of it is used here.
+#[allow(dead_code)]
+#[path = "../../tests/e2e/browser.rs"]
+mod browser;
 mod control_plane;
 mod demo;
 mod detector;
 mod modbus;
 mod ssh;
 mod stats;
+mod ui;
 
 use anyhow::{Result, bail};
 
@@ -48,7 +54,11 @@ fn main() -> Result<()> {
             let sessions = args.next().map(|n| n.parse()).transpose()?.unwrap_or(100);
             runtime.block_on(detector::run(sessions))
         }
-        other => bail!("unknown benchmark `{other}`: control-plane, ssh, modbus, detector"),
+        "ui" => {
+            let keys = args.next().map(|n| n.parse()).transpose()?.unwrap_or(100);
+            runtime.block_on(ui::run(keys))
+        }
+        other => bail!("unknown benchmark `{other}`: control-plane, ssh, modbus, detector, ui"),
     }
 }
 

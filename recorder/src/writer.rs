@@ -14,11 +14,14 @@ mod upload;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot, watch};
+// Tokio's clock: the same as std's at run time, and pausable (the benchmark writes an
+// hour-long recording in seconds).
+use tokio::time::Instant;
 
 use crate::cast::{Code, Frame, Header, Utf8Stream};
 use crate::chain::{Hash, genesis, hex, seal_line, sign_document};

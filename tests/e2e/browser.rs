@@ -387,11 +387,22 @@ impl Browser {
         }))
     }
 
-    /// Opens a tab with `Page`, `Runtime`, `Log` and `Network` enabled, certificate errors
-    /// ignored and a 1400x900 viewport.
+    /// Opens a tab in a browser context of its own (its own cookies: one signed-in user per
+    /// tab) with `Page`, `Runtime`, `Log` and `Network` enabled, certificate errors ignored
+    /// and a 1400x900 viewport.
     pub async fn page(&self) -> Result<Page> {
         let conn = &self.conn;
-        let target = json!({"url": "about:blank"});
+        let context = conn
+            .call(
+                None,
+                "Target.createBrowserContext",
+                json!({"disposeOnDetach": true}),
+            )
+            .await?;
+        let context = str_at(&context, "/browserContextId")
+            .context("no browserContextId")?
+            .to_owned();
+        let target = json!({"url": "about:blank", "browserContextId": context});
         let target = conn.call(None, "Target.createTarget", target).await?;
         let target_id = str_at(&target, "/targetId")
             .context("no targetId")?

@@ -11,6 +11,10 @@
     missing_docs
 )]
 
+// Shared with the bench harness (`otgate-bench ui`), which also uses its page metrics.
+#[allow(dead_code)]
+mod browser;
+mod browser_ui;
 mod control_plane;
 mod detector;
 mod gateway;

@@ -83,12 +83,43 @@ pub struct Demo {
 impl Demo {
     pub fn start() -> Self {
         let dir = TempDir::new("demo");
-        let log = std::fs::File::create(dir.path().join("demo.log")).unwrap();
+        let (child, file) = Self::spawn(&dir, "127.0.0.1:0", None);
+        Self { child, dir, file }
+    }
+
+    /// Stops the demo, appends `config` to its otgate.toml, and starts it again on the same
+    /// HTTPS port (what it seeded is kept).
+    pub fn restart_with(&mut self, config: &str) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let path = self.plant().join("otgate.toml");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(config);
+        std::fs::write(&path, text).unwrap();
+        let listen = self.file["api"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("https://")
+            .to_owned();
+        let demo_json = self.plant().join("demo.json");
+        let before = std::fs::metadata(&demo_json).unwrap().modified().unwrap();
+        let (child, file) = Self::spawn(&self.dir, &listen, Some(before));
+        self.child = child;
+        self.file = file;
+    }
+
+    /// Starts the demo; waits for a demo.json written after `after`, when given.
+    fn spawn(dir: &TempDir, listen: &str, after: Option<std::time::SystemTime>) -> (Child, Value) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("demo.log"))
+            .unwrap();
         let child = Command::new(OTGATE)
             .args([
                 "demo",
                 "--listen",
-                "127.0.0.1:0",
+                listen,
                 "--ssh-listen",
                 "127.0.0.1:0",
                 "--dir",
@@ -101,20 +132,26 @@ impl Demo {
         let demo_json = dir.path().join("plant/demo.json");
         let deadline = Instant::now() + Duration::from_secs(60);
         let file = loop {
+            let fresh = after.is_none_or(|after| {
+                std::fs::metadata(&demo_json)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|modified| modified > after)
+            });
             if let Some(file) = std::fs::read_to_string(&demo_json)
                 .ok()
+                .filter(|_| fresh)
                 .and_then(|t| serde_json::from_str::<Value>(&t).ok())
             {
                 break file;
             }
-            assert!(
-                Instant::now() < deadline,
-                "the demo did not start: {}",
-                std::fs::read_to_string(dir.path().join("demo.log")).unwrap_or_default()
-            );
+            assert!(Instant::now() < deadline, "the demo did not start: {}", {
+                let log = std::fs::read_to_string(dir.path().join("demo.log")).unwrap_or_default();
+                let tail: String = log.chars().rev().take(4000).collect();
+                tail.chars().rev().collect::<String>()
+            });
             std::thread::sleep(Duration::from_millis(100));
         };
-        Self { child, dir, file }
+        (child, file)
     }
 
     pub fn plant(&self) -> PathBuf {
@@ -432,6 +469,19 @@ impl AssetSshd {
         name: &str,
         extra: &[String],
     ) -> String {
+        self.register_at(demo, admin, name, "3", "site-ops", extra)
+    }
+
+    /// As [`Self::register`], on `level` in `zone`.
+    pub fn register_at(
+        &self,
+        demo: &Demo,
+        admin: &Session<'_>,
+        name: &str,
+        level: &str,
+        zone: &str,
+        extra: &[String],
+    ) -> String {
         let credential = format!("{name}-service");
         admin.ok(&[
             "vault",
@@ -454,7 +504,7 @@ impl AssetSshd {
         std::fs::write(
             &file,
             format!(
-                "name = \"{name}\"\nkind = \"ews\"\nlevel = \"3\"\nzone = \"site-ops\"\nendpoints = [{}]\n",
+                "name = \"{name}\"\nkind = \"ews\"\nlevel = \"{level}\"\nzone = \"{zone}\"\nendpoints = [{}]\n",
                 endpoints.join(", ")
             ),
         )

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use time::OffsetDateTime;
 use tokio::sync::{Semaphore, mpsc, oneshot};
