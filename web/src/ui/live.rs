@@ -195,7 +195,10 @@ async fn watch(state: &AppState, me: &SignedIn, id: &str, mut socket: WebSocket)
                 Some(Ok(_)) => {}
             },
             _ = recheck.tick() => {
-                if state.broker.authenticate(&me.token, None).await.is_err() {
+                // Watching is activity: the idle timeout does not end a watcher's sign-in.
+                if !state.ui.idle.touch(&me.token)
+                    || state.broker.authenticate(&me.token, None).await.is_err()
+                {
                     return close(socket, "your sign-in has ended: sign in again to watch").await;
                 }
             }

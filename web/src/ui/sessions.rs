@@ -245,6 +245,7 @@ struct SessionPage {
     can_act: bool,
     grant: Option<i64>,
     modbus: bool,
+    modbus_table: Option<String>,
 }
 
 /// Where to start (`?t=` seconds, from search results).
@@ -375,6 +376,11 @@ pub(super) async fn show(
         watchable: live && state.ui.options.live.is_some(),
         can_act: live && can_act,
         grant: session.grant,
+        modbus_table: if modbus {
+            otgate_recorder::modbus_table(&recording)
+        } else {
+            None
+        },
         modbus,
         session,
     })
