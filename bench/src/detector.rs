@@ -8,7 +8,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -19,7 +18,7 @@ use otgate_detector::{
 };
 
 use crate::demo::Demo;
-use crate::ssh::{chunks, grant, lab, rss_bytes, ssh};
+use crate::ssh::{grant, lab, rss_bytes, shell};
 use crate::stats::summarize;
 
 /// Real command streams (the SEA users), or a fixed mix when the data is not here.
@@ -188,14 +187,7 @@ async fn detection_to_end(sessions: usize) -> Result<()> {
     let mut last = None;
     for _ in 0..sessions {
         grant(vendor, eng1, public, certificate).await?;
-        let mut child = ssh(port, "vendor1+bench-ws", key, Some(certificate))
-            .arg("-tt")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let mut stdin = child.stdin.take().context("stdin")?;
-        let rx = chunks(child.stdout.take().context("stdout")?);
+        let (mut child, mut stdin, rx) = shell(port, key, certificate)?;
         // The shell is ready when it has run a command.
         stdin.write_all(b"echo RE''ADY\r")?;
         let mut seen = Vec::new();

@@ -344,6 +344,28 @@ fn echo_latency(mut command: Command, keys: usize) -> Result<Vec<Duration>> {
     Ok(samples)
 }
 
+/// An interactive shell (OpenSSH with a terminal) on `bench-ws` through the gateway on `port`:
+/// the child, its stdin, and its output chunk by chunk.
+pub(crate) fn shell(
+    port: &str,
+    key: &Path,
+    certificate: &Path,
+) -> Result<(
+    Child,
+    std::process::ChildStdin,
+    std::sync::mpsc::Receiver<Vec<u8>>,
+)> {
+    let mut child = ssh(port, "vendor1+bench-ws", key, Some(certificate))
+        .arg("-tt")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdin = child.stdin.take().context("stdin")?;
+    let rx = chunks(child.stdout.take().context("stdout")?);
+    Ok((child, stdin, rx))
+}
+
 /// What a child writes, chunk by chunk, from a reader thread.
 pub(crate) fn chunks(mut stdout: std::process::ChildStdout) -> std::sync::mpsc::Receiver<Vec<u8>> {
     let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();

@@ -13,7 +13,6 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -26,7 +25,7 @@ use otgate_recorder::{Recorder, RecorderConfig, RecordingKey};
 
 use crate::browser::{Browser, Page};
 use crate::demo::Demo;
-use crate::ssh::{chunks, grant, lab, ssh};
+use crate::ssh::{grant, lab, shell};
 use crate::stats::{ms, summarize};
 
 /// A `top` screen of 36 rows, redrawn in place.
@@ -145,13 +144,18 @@ fn command_event(command: &str) -> SessionEvent {
     }
 }
 
-fn code(demo: &Demo, user: &str) -> Result<Option<String>> {
-    let entry = demo.file["users"]
+/// `user`'s entry in demo.json.
+fn entry<'a>(demo: &'a Demo, user: &str) -> Result<&'a Value> {
+    demo.file["users"]
         .as_array()
         .context("users")?
         .iter()
         .find(|u| u["name"] == user)
-        .context("user")?;
+        .context("user")
+}
+
+fn code(demo: &Demo, user: &str) -> Result<Option<String>> {
+    let entry = entry(demo, user)?;
     let Some(secret) = entry["totp_secret"].as_str() else {
         return Ok(None);
     };
@@ -167,12 +171,7 @@ fn code(demo: &Demo, user: &str) -> Result<Option<String>> {
 async fn sign_in(page: &Page, demo: &Demo, user: &str) -> Result<()> {
     let base = demo.file["api"].as_str().context("api")?;
     page.goto(&format!("{base}/ui/login")).await?;
-    let entry = demo.file["users"]
-        .as_array()
-        .context("users")?
-        .iter()
-        .find(|u| u["name"] == user)
-        .context("user")?;
+    let entry = entry(demo, user)?;
     page.fill("input[name=user]", user).await?;
     page.fill(
         "input[name=password]",
@@ -300,14 +299,7 @@ pub async fn run(keys: usize) -> Result<()> {
     grant(&lab.vendor, &lab.eng1, &lab.public, &lab.certificate).await?;
     let gateway = demo.file["ssh"].as_str().context("ssh")?.to_owned();
     let (_, port) = gateway.rsplit_once(':').context("gateway")?;
-    let mut child = ssh(port, "vendor1+bench-ws", &lab.key, Some(&lab.certificate))
-        .arg("-tt")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut stdin = child.stdin.take().context("stdin")?;
-    let rx = chunks(child.stdout.take().context("stdout")?);
+    let (mut child, mut stdin, rx) = shell(port, &lab.key, &lab.certificate)?;
     let mut seen = Vec::new();
     let mut wait_for = |needle: &[u8]| -> Result<()> {
         loop {

@@ -152,6 +152,33 @@ pub fn generate_password() -> Result<Secret<String>> {
     Ok(Secret::new(URL_SAFE_NO_PAD.encode(random_bytes::<18>()?)))
 }
 
+/// Stores a new session's bearer token (its hash) with its `login_succeeded` event, in the
+/// caller's transaction.
+pub(crate) async fn store_session(
+    batch: &mut Batch,
+    token: &str,
+    name: &UserName,
+    (now, expires_at): (OffsetDateTime, OffsetDateTime),
+    source: Option<IpAddr>,
+) -> Result<()> {
+    on_tx!(&mut batch.tx, conn => sqlx::query(
+        "INSERT INTO api_tokens (token_hash, user_name, created_at, expires_at) VALUES ($1, $2, $3, $4)"
+    )
+    .bind(token_hash(token))
+    .bind(name.as_str())
+    .bind(millis(now))
+    .bind(millis(expires_at))
+    .execute(conn)
+    .await.map(|r| r.rows_affected()))?;
+    batch
+        .emit(
+            Event::now(EventKind::LoginSucceeded { user: name.clone() })
+                .by(Some(name.clone()))
+                .from_addr(source),
+        )
+        .await
+}
+
 fn token_hash(token: &str) -> Vec<u8> {
     digest(&SHA256, token.as_bytes()).as_ref().to_vec()
 }
@@ -354,22 +381,14 @@ impl Broker {
                     .await?;
             }
         }
-        on_tx!(&mut batch.tx, conn => sqlx::query(
-            "INSERT INTO api_tokens (token_hash, user_name, created_at, expires_at) VALUES ($1, $2, $3, $4)"
+        store_session(
+            &mut batch,
+            &token,
+            &name,
+            (now, expires_at),
+            credentials.source,
         )
-        .bind(token_hash(&token))
-        .bind(name.as_str())
-        .bind(millis(now))
-        .bind(millis(expires_at))
-        .execute(conn)
-        .await.map(|r| r.rows_affected()))?;
-        batch
-            .emit(
-                Event::now(EventKind::LoginSucceeded { user: name.clone() })
-                    .by(actor)
-                    .from_addr(credentials.source),
-            )
-            .await?;
+        .await?;
         batch.commit(self).await?;
         self.throttle.clear(&keys);
         let roles = self.authz.read().await.roles(&name);

@@ -8,13 +8,12 @@ use std::net::IpAddr;
 
 use time::OffsetDateTime;
 
-use otgate_policy::{Event, EventKind, RoleAssignment, UserName};
+use otgate_policy::{RoleAssignment, UserName};
 
-use super::{Session, TOKEN_PREFIX, random_token, token_hash};
+use super::{Session, TOKEN_PREFIX, random_token, store_session};
 use crate::Broker;
 use crate::error::{BrokerError, Result};
 use crate::events::Batch;
-use crate::store::{millis, on_tx};
 use crate::users::NewUser;
 
 /// Who the identity provider says is signing in.
@@ -90,24 +89,7 @@ impl Broker {
         let now = OffsetDateTime::now_utc();
         let expires_at = now + self.token_ttl;
         let mut batch = Batch::begin(self).await?;
-        on_tx!(&mut batch.tx, conn => sqlx::query(
-            "INSERT INTO api_tokens (token_hash, user_name, created_at, expires_at) VALUES ($1, $2, $3, $4)"
-        )
-        .bind(token_hash(&token))
-        .bind(who.name.as_str())
-        .bind(millis(now))
-        .bind(millis(expires_at))
-        .execute(conn)
-        .await.map(|r| r.rows_affected()))?;
-        batch
-            .emit(
-                Event::now(EventKind::LoginSucceeded {
-                    user: who.name.clone(),
-                })
-                .by(Some(who.name.clone()))
-                .from_addr(who.source),
-            )
-            .await?;
+        store_session(&mut batch, &token, &who.name, (now, expires_at), who.source).await?;
         batch.commit(self).await?;
         tracing::info!(user = %who.name, issuer = %who.issuer, "signed in through single sign-on");
         let roles = self.authz.read().await.roles(&who.name);

@@ -14,12 +14,11 @@ use otgate_broker::{NewQuarantine, SessionFilter};
 use otgate_policy::{AssetName, PurdueLevel, QuarantineSubject, UserName};
 
 use super::form::Fields;
-use super::pages::{forged, html, problem};
+use super::pages::{forged, form_target, html, problem};
 use super::session::SignedIn;
 use super::view;
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::grant_id;
 
 /// An asset on the picture.
 struct Tile {
@@ -203,20 +202,14 @@ pub(super) async fn revoke(
     Path(id): Path<String>,
     fields: Fields,
 ) -> Response {
-    if !me.checks(&state, fields.csrf()) {
-        return problem(forged(), "Refused");
-    }
-    let result = match grant_id(&id) {
-        Ok(id) => state
-            .broker
-            .revoke_grant(&me.principal, id, fields.get("reason").unwrap_or_default())
-            .await
-            .map_err(ApiError::from),
-        Err(e) => Err(e),
+    let id = match form_target(&state, &me, &fields, &id, "Not revoked") {
+        Ok(id) => id,
+        Err(page) => return *page,
     };
-    match result {
+    let reason = fields.get("reason").unwrap_or_default();
+    match state.broker.revoke_grant(&me.principal, id, reason).await {
         Ok(_) => Redirect::to(&format!("/ui/requests/{id}")).into_response(),
-        Err(e) => problem(e, "Not revoked"),
+        Err(e) => problem(e.into(), "Not revoked"),
     }
 }
 

@@ -275,6 +275,21 @@ pub(super) async fn logout(State(state): State<AppState>, me: SignedIn, form: Fi
     )
 }
 
+/// The request or grant a signed-in form acts on: the form token checked, the id read; the
+/// refusal as a page (titled `title`) otherwise.
+pub(super) fn form_target(
+    state: &AppState,
+    me: &SignedIn,
+    fields: &Fields,
+    id: &str,
+    title: &str,
+) -> Result<otgate_policy::GrantId, Box<Response>> {
+    if !me.checks(state, fields.csrf()) {
+        return Err(Box::new(problem(forged(), "Refused")));
+    }
+    crate::extract::grant_id(id).map_err(|e| Box::new(problem(e, title)))
+}
+
 /// A form that did not come from the signed-in session.
 pub(super) fn forged() -> ApiError {
     ApiError::new(

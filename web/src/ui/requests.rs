@@ -11,7 +11,7 @@ use otgate_broker::{AlertFilter, Request, RequestFilter, RequestStatus, SessionF
 use otgate_policy::{Action, Preset};
 
 use super::form::Fields;
-use super::pages::{forged, html, problem};
+use super::pages::{forged, form_target, html, problem};
 use super::session::SignedIn;
 use super::view;
 use crate::AppState;
@@ -283,19 +283,13 @@ pub(super) async fn deny(
     Path(id): Path<String>,
     form: Fields,
 ) -> Response {
-    if !me.checks(&state, form.csrf()) {
-        return problem(forged(), "Refused");
-    }
-    let result = match grant_id(&id) {
-        Ok(id) => state
-            .broker
-            .deny(&me.principal, id, form.get("reason").unwrap_or_default())
-            .await
-            .map_err(ApiError::from),
-        Err(e) => Err(e),
+    let id = match form_target(&state, &me, &form, &id, "Not denied") {
+        Ok(id) => id,
+        Err(page) => return *page,
     };
-    match result {
+    let reason = form.get("reason").unwrap_or_default();
+    match state.broker.deny(&me.principal, id, reason).await {
         Ok(_) => Redirect::to("/ui/requests").into_response(),
-        Err(e) => problem(e, "Not denied"),
+        Err(e) => problem(e.into(), "Not denied"),
     }
 }

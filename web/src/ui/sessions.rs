@@ -62,6 +62,12 @@ pub(super) async fn load(state: &AppState, id: &str) -> Result<Arc<Recording>, A
     Ok(recording)
 }
 
+/// Session `id`'s recording, when the broker lets `me` see the session.
+async fn readable(state: &AppState, me: &SignedIn, id: &str) -> Result<Arc<Recording>, ApiError> {
+    state.broker.session(&me.principal, id).await?;
+    load(state, id).await
+}
+
 /// A row of the list.
 struct Row {
     id: String,
@@ -408,10 +414,7 @@ pub(super) async fn frames(
         return ApiError::bad_request("give `from` (and `to`) in seconds: ?from=0&to=60")
             .into_response();
     };
-    if let Err(e) = state.broker.session(&me.principal, &id).await {
-        return ApiError::from(e).into_response();
-    }
-    let recording = match load(&state, &id).await {
+    let recording = match readable(&state, &me, &id).await {
         Ok(recording) => recording,
         Err(e) => return e.into_response(),
     };
@@ -434,12 +437,9 @@ pub(super) async fn bundle(
     me: SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(e) = state.broker.session(&me.principal, &id).await {
-        return problem(e.into(), "Not available");
-    }
-    let recording = match load(&state, &id).await {
+    let recording = match readable(&state, &me, &id).await {
         Ok(recording) => recording,
-        Err(e) => return problem(e, "Recording not available"),
+        Err(e) => return problem(e, "Not available"),
     };
     let key = state.ui.options.verifying_key.as_ref();
     match otgate_recorder::evidence_bundle(&state.recordings, &recording, key).await {

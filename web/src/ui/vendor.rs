@@ -17,12 +17,11 @@ use otgate_policy::window::parse_duration;
 use otgate_policy::{Asset, AssetName, Preset, Protocol, Scope};
 
 use super::form::Fields;
-use super::pages::{forged, html, problem};
+use super::pages::{forged, form_target, html, problem};
 use super::session::SignedIn;
 use super::view;
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::grant_id;
 
 /// An asset in the picker.
 struct AssetOption {
@@ -303,20 +302,13 @@ pub(super) async fn withdraw(
     Path(id): Path<String>,
     fields: Fields,
 ) -> Response {
-    if !me.checks(&state, fields.csrf()) {
-        return problem(forged(), "Refused");
-    }
-    let result = match grant_id(&id) {
-        Ok(id) => state
-            .broker
-            .withdraw(&me.principal, id)
-            .await
-            .map_err(ApiError::from),
-        Err(e) => Err(e),
+    let id = match form_target(&state, &me, &fields, &id, "Not withdrawn") {
+        Ok(id) => id,
+        Err(page) => return *page,
     };
-    match result {
+    match state.broker.withdraw(&me.principal, id).await {
         Ok(_) => Redirect::to("/ui/requests").into_response(),
-        Err(e) => problem(e, "Not withdrawn"),
+        Err(e) => problem(e.into(), "Not withdrawn"),
     }
 }
 
@@ -476,18 +468,16 @@ pub(super) async fn certificate(
     Path(id): Path<String>,
     fields: Fields,
 ) -> Response {
-    if !me.checks(&state, fields.csrf()) {
-        return problem(forged(), "Refused");
-    }
-    let issued = match grant_id(&id) {
-        Ok(id) => state
-            .broker
-            .issue_certificate(&me.principal, id, fields.get("key"))
-            .await
-            .map_err(ApiError::from),
-        Err(e) => Err(e),
+    let id = match form_target(&state, &me, &fields, &id, "No certificate") {
+        Ok(id) => id,
+        Err(page) => return *page,
     };
-    match issued {
+    match state
+        .broker
+        .issue_certificate(&me.principal, id, fields.get("key"))
+        .await
+        .map_err(ApiError::from)
+    {
         Ok(issued) => (
             [
                 (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
