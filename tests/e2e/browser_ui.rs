@@ -36,6 +36,24 @@ fn code(user: &Value, steps: u64) -> String {
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// One Chromium at a time: the tests share two cores with everything else.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Waits until `condition` holds on `page`; otherwise fails showing where the page is and
+/// what it says.
+async fn expect(page: &Page, condition: &str, what: &str) {
+    if let Err(e) = page.wait_for(condition, WAIT).await {
+        let at = page.eval("location.href").await.unwrap_or_default();
+        let body = page
+            .eval(
+                "document.documentElement ? document.documentElement.outerHTML.slice(0, 3000) : ''",
+            )
+            .await
+            .unwrap_or_default();
+        panic!("{what}: {e}\nat {at}\n{body}");
+    }
+}
+
 async fn path(page: &Page) -> String {
     page.eval("location.pathname + location.search")
         .await
@@ -60,7 +78,12 @@ async fn sign_in(page: &Page, base: &str, demo: &Demo, name: &str) {
         .await
         .unwrap();
     page.wait_for_navigation().await.unwrap();
-    assert_eq!(path(page).await, "/ui/", "{name} is not signed in");
+    expect(
+        page,
+        "location.pathname === '/ui/'",
+        &format!("{name} signs in"),
+    )
+    .await;
 }
 
 /// Submits the form holding `button` and waits for the page it leads to.
@@ -127,6 +150,7 @@ async fn request_approve_connect_watch_terminate_replay_in_chromium() {
     let Some(browser) = browser().await else {
         return;
     };
+    let _one = ONE_BROWSER.lock().await;
     let (demo, asset_sshd) = tokio::task::block_in_place(|| {
         let demo = Demo::start();
         let admin = demo.cli("admin");
@@ -164,7 +188,12 @@ async fn request_approve_connect_watch_terminate_replay_in_chromium() {
         .unwrap();
     vendor.fill("input[name=ticket]", "CHG-2041").await.unwrap();
     submit(&vendor, "#request-form button[type=submit]").await;
-    assert!(vendor.exists("#scope-problem").await.unwrap());
+    expect(
+        &vendor,
+        "document.querySelector('#scope-problem') !== null",
+        "the scope's mistake next to the field",
+    )
+    .await;
     assert_eq!(
         vendor
             .eval("document.querySelector('input[name=reason]').value")
@@ -181,6 +210,12 @@ async fn request_approve_connect_watch_terminate_replay_in_chromium() {
         .await
         .unwrap();
     submit(&vendor, "#request-form button[type=submit]").await;
+    expect(
+        &vendor,
+        "location.search.startsWith('?filed=')",
+        "the request is filed",
+    )
+    .await;
     let filed = path(&vendor).await;
     let id: i64 = filed
         .strip_prefix("/ui/requests?filed=")
@@ -205,9 +240,14 @@ async fn request_approve_connect_watch_terminate_replay_in_chromium() {
             .goto(&format!("{base}/ui/requests/{id}"))
             .await
             .unwrap();
-        let text = engineer.text("main").await.unwrap();
-        assert!(text.contains("Acme") || text.contains("acme"), "{text}");
-        assert!(text.contains("Beyond read-only"), "{text}");
+        expect(
+            &engineer,
+            "document.querySelector('main') !== null \
+             && document.querySelector('main').textContent.includes('Acme Automation') \
+             && document.querySelector('main').textContent.includes('Beyond read-only')",
+            "the request page shows the organisation and the scope beyond the preset",
+        )
+        .await;
         if shot {
             engineer
                 .screenshot(shots.join("approval.png"))
@@ -219,7 +259,12 @@ async fn request_approve_connect_watch_terminate_replay_in_chromium() {
             .await
             .unwrap();
         submit(&engineer, "#approve button").await;
-        assert_eq!(path(&engineer).await, format!("/ui/requests/{id}"));
+        expect(
+            &engineer,
+            &format!("location.pathname === '/ui/requests/{id}' && document.querySelector('main') !== null"),
+            "back on the request after approving",
+        )
+        .await;
         clean(&engineer, name, &[]);
         engineers.push(engineer);
     }
@@ -227,6 +272,12 @@ async fn request_approve_connect_watch_terminate_replay_in_chromium() {
 
     // The vendor's grant shows the command to connect; the certificate comes from the page.
     vendor.goto(&format!("{base}/ui/grants")).await.unwrap();
+    expect(
+        &vendor,
+        &format!("document.querySelector('#grant-{id} pre.commands') !== null"),
+        "the grant with its commands",
+    )
+    .await;
     let commands = vendor
         .text(&format!("#grant-{id} pre.commands"))
         .await
@@ -264,6 +315,12 @@ async fn request_approve_connect_watch_terminate_replay_in_chromium() {
 
     // eng1 sees it in the list (live, with level and risk) and watches the terminal live.
     eng1.goto(&format!("{base}/ui/sessions")).await.unwrap();
+    expect(
+        &eng1,
+        &format!("document.querySelector(\"#sessions a[href='/ui/sessions/{session}']\") !== null"),
+        "the live session in the list",
+    )
+    .await;
     let row = eng1
         .text(&format!("#sessions a[href='/ui/sessions/{session}']"))
         .await
@@ -358,6 +415,12 @@ async fn request_approve_connect_watch_terminate_replay_in_chromium() {
         .await
         .unwrap();
     auditor.wait_for_navigation().await.unwrap();
+    expect(
+        &auditor,
+        "document.querySelector('#verification') !== null",
+        "the session page",
+    )
+    .await;
     let badge = auditor.text("#verification").await.unwrap();
     assert!(badge.starts_with("Verified"), "{badge}");
     assert!(auditor.exists(".marker-end").await.unwrap());
@@ -437,6 +500,7 @@ async fn single_sign_on_with_a_real_openid_provider() {
     let Some(browser) = browser().await else {
         return;
     };
+    let _one = ONE_BROWSER.lock().await;
     let provider = Provider::start(&serde_json::json!({
         "sub": "eng9", "preferred_username": "eng9", "email": "eng9@plant.example",
         "name": "Eve Engineer", "groups": ["plant-engineers"]
@@ -453,20 +517,28 @@ async fn single_sign_on_with_a_real_openid_provider() {
     });
     let page = open(&browser).await;
     page.goto(&format!("{base}/ui/login")).await.unwrap();
-    submit(&page, "a[href='/ui/login/sso']").await;
+    page.click("a[href='/ui/login/sso']").await.unwrap();
+    expect(
+        &page,
+        "document.querySelector('button[name=sub][value=eng9]') !== null",
+        "the provider's sign-in page",
+    )
+    .await;
+    let at = page.eval("location.href").await.unwrap();
     assert!(
-        page.eval("location.href")
-            .await
-            .unwrap()
-            .as_str()
-            .unwrap()
-            .starts_with(&issuer),
-        "not at the provider"
+        at.as_str().unwrap().starts_with(&issuer),
+        "not at the provider: {at}"
     );
     page.click("button[name=sub][value=eng9]").await.unwrap();
     page.wait_for("location.pathname === '/ui/'", WAIT)
         .await
         .unwrap();
+    expect(
+        &page,
+        "document.querySelector('main') !== null",
+        "the home page",
+    )
+    .await;
     let home = page.text("main").await.unwrap();
     assert!(
         home.contains("eng9") && home.contains("engineer@line-1"),
@@ -474,7 +546,12 @@ async fn single_sign_on_with_a_real_openid_provider() {
     );
     // The new engineer's pages work with the session cookie the callback set.
     page.goto(&format!("{base}/ui/requests")).await.unwrap();
-    assert_eq!(path(&page).await, "/ui/requests");
+    expect(
+        &page,
+        "location.pathname === '/ui/requests' && document.querySelector('main') !== null",
+        "the requests page with the SSO session",
+    )
+    .await;
     // Only the provider's own page asked for anything elsewhere (its stylesheet on a CDN).
     for request in page.foreign_requests() {
         assert!(request.document_url.starts_with(&issuer), "{request:?}");

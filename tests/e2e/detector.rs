@@ -26,9 +26,9 @@ impl Drop for Killed {
     }
 }
 
-/// Polls `check` for up to 30 s.
+/// Polls `check` for up to 60 s (the e2e tests share two cores with Chromium).
 fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(found) = check() {
             return found;

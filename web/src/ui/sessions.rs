@@ -337,6 +337,7 @@ pub(super) async fn show(
             "FAILED: the recording was altered or is damaged".to_owned(),
         ),
     };
+    let live = session.state == SessionState::Live;
     let zone = session.zone.clone().unwrap_or_default();
     let can_act = match ZoneName::new(&zone) {
         Ok(zone) => {
@@ -355,7 +356,6 @@ pub(super) async fn show(
         }
         Err(_) => false,
     };
-    let live = session.state == SessionState::Live;
     html(&SessionPage {
         csrf: me.csrf,
         me: me.principal.user.to_string(),
@@ -373,12 +373,17 @@ pub(super) async fn show(
         markers,
         badge,
         badge_text,
-        problems: verification
-            .problems
-            .iter()
-            .map(ToString::to_string)
-            .chain(verification.notes.iter().cloned())
-            .collect(),
+        // A live recording has no manifest and an open segment yet: nothing to report.
+        problems: if live {
+            Vec::new()
+        } else {
+            verification
+                .problems
+                .iter()
+                .map(ToString::to_string)
+                .chain(verification.notes.iter().cloned())
+                .collect()
+        },
         watchable: live && state.ui.options.live.is_some(),
         can_act: live && can_act,
         grant: session.grant,
