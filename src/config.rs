@@ -127,19 +127,6 @@ struct RawOidc {
     roles: std::collections::BTreeMap<String, Vec<String>>,
 }
 
-/// `role@zone` or `role@*`.
-fn role_assignment(text: &str) -> Option<otgate_policy::RoleAssignment> {
-    let (role, domain) = text.split_once('@')?;
-    let domain = match domain {
-        "*" => otgate_policy::Domain::Any,
-        zone => otgate_policy::Domain::Zone(otgate_policy::ZoneName::new(zone).ok()?),
-    };
-    Some(otgate_policy::RoleAssignment {
-        role: role.parse().ok()?,
-        domain,
-    })
-}
-
 fn sso(
     raw: RawOidc,
     err: &dyn Fn(&str, String) -> ConfigError,
@@ -147,14 +134,9 @@ fn sso(
     let mut roles = Vec::new();
     for (value, assigned) in &raw.roles {
         for text in assigned {
-            let role = role_assignment(text).ok_or_else(|| {
-                err(
-                    "web.oidc.roles",
-                    format!(
-                        "`{text}` for `{value}`: write role@zone or role@*, e.g. engineer@zone-a"
-                    ),
-                )
-            })?;
+            let role: otgate_policy::RoleAssignment = text
+                .parse()
+                .map_err(|e| err("web.oidc.roles", format!("for `{value}`: {e}")))?;
             roles.push((value.clone(), role));
         }
     }

@@ -205,6 +205,29 @@ pub struct RoleAssignment {
     pub domain: Domain,
 }
 
+impl std::str::FromStr for RoleAssignment {
+    type Err = PolicyError;
+
+    /// `role@zone`, or `role@*` for every zone (`engineer@line-1`, `auditor@*`).
+    fn from_str(text: &str) -> Result<Self> {
+        let invalid = || {
+            PolicyError::invalid(
+                "role",
+                format!("`{text}`: write role@zone or role@*, e.g. engineer@line-1"),
+            )
+        };
+        let (role, domain) = text.trim().split_once('@').ok_or_else(invalid)?;
+        let domain = match domain {
+            "*" => Domain::Any,
+            zone => Domain::Zone(ZoneName::new(zone).map_err(|_| invalid())?),
+        };
+        Ok(Self {
+            role: role.parse()?,
+            domain,
+        })
+    }
+}
+
 fn user_subject(user: &UserName) -> String {
     format!("user:{user}")
 }
@@ -354,6 +377,26 @@ mod tests {
 
     fn user(name: &str) -> UserName {
         UserName::new(name).unwrap()
+    }
+
+    #[test]
+    fn role_assignments_are_read_as_role_at_zone() {
+        let read: RoleAssignment = "engineer@line-1".parse().unwrap();
+        assert_eq!(read.role, Role::Engineer);
+        assert_eq!(read.domain, Domain::Zone(ZoneName::new("line-1").unwrap()));
+        assert_eq!(
+            " auditor@* ".parse::<RoleAssignment>().unwrap().domain,
+            Domain::Any
+        );
+        for bad in [
+            "engineer",
+            "engineer at line-1",
+            "wizard@line-1",
+            "engineer@",
+            "engineer@Bad Zone",
+        ] {
+            assert!(bad.parse::<RoleAssignment>().is_err(), "{bad}");
+        }
     }
 
     fn zone(name: &str) -> ZoneName {

@@ -92,7 +92,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/ui/sessions/{id}/action", post(sessions::act))
         .route("/ui/sessions/{id}/live", any(live::socket))
         .route("/ui/plant", get(admin::plant))
-        .route("/ui/users", get(admin::users))
+        .route("/ui/users", get(admin::users).post(admin::add_user))
         .route("/ui/rules", get(admin::rules))
         .route("/ui/assets/term.css", get(assets::terminal_css))
         .route("/ui/requests/{id}/approve", post(requests::approve))

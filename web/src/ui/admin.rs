@@ -10,8 +10,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use otgate_broker::{NewQuarantine, SessionFilter};
-use otgate_policy::{AssetName, PurdueLevel, QuarantineSubject, UserName};
+use otgate_broker::{NewQuarantine, NewUser, SessionFilter};
+use otgate_policy::{AssetName, OrgName, PurdueLevel, QuarantineSubject, RoleAssignment, UserName};
 
 use super::form::Fields;
 use super::pages::{forged, form_target, html, problem};
@@ -129,15 +129,30 @@ struct UsersPage {
     csrf: String,
     me: String,
     users: Vec<(String, String, String, String, bool, bool)>,
+    created: Option<(String, String)>,
+    mistake: Option<String>,
 }
 
 /// `GET /ui/users`: users and roles (admins).
 pub(super) async fn users(State(state): State<AppState>, me: SignedIn) -> Response {
+    users_page(&state, me, None, None).await
+}
+
+/// The user list, with the user just created and their one-time password, or what was
+/// wrong with the form.
+async fn users_page(
+    state: &AppState,
+    me: SignedIn,
+    created: Option<(String, String)>,
+    mistake: Option<String>,
+) -> Response {
     let users = match state.broker.users(&me.principal).await {
         Ok(users) => users,
         Err(e) => return problem(e.into(), "Not available"),
     };
-    html(&UsersPage {
+    let page = UsersPage {
+        created,
+        mistake: mistake.clone(),
         csrf: me.csrf,
         me: me.principal.user.to_string(),
         users: users
@@ -157,7 +172,78 @@ pub(super) async fn users(State(state): State<AppState>, me: SignedIn) -> Respon
                 )
             })
             .collect(),
+    };
+    match (mistake, super::pages::render(&page)) {
+        (_, Err(e)) => e.into_response(),
+        (None, Ok(body)) => axum::response::Html(body).into_response(),
+        (Some(message), Ok(body)) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message).page(body)
+        }
+    }
+}
+
+/// Reads the new-user form.
+fn new_user(fields: &Fields) -> Result<NewUser, String> {
+    let name = UserName::new(fields.get("name").unwrap_or_default())
+        .map_err(|e| format!("user name: {e}"))?;
+    let org = fields
+        .get("org")
+        .map(OrgName::new)
+        .transpose()
+        .map_err(|e| format!("organisation: {e}"))?;
+    let roles = fields
+        .get("roles")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|r| r.parse::<RoleAssignment>().map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if roles.is_empty() && org.is_none() {
+        return Err(
+            "give roles (engineer@line-1, auditor@*) or, for a vendor, an organisation".into(),
+        );
+    }
+    Ok(NewUser {
+        name,
+        display_name: fields.get("display_name").map(str::to_owned),
+        org,
+        roles,
     })
+}
+
+/// `POST /ui/users`: adds a user (admins) and shows their one-time password once.
+pub(super) async fn add_user(
+    State(state): State<AppState>,
+    me: SignedIn,
+    fields: Fields,
+) -> Response {
+    if !me.checks(&state, fields.csrf()) {
+        return problem(forged(), "Refused");
+    }
+    let new = match new_user(&fields) {
+        Ok(new) => new,
+        Err(mistake) => return users_page(&state, me, None, Some(mistake)).await,
+    };
+    match state.broker.add_user(&me.principal, new).await {
+        Ok((user, password)) => {
+            let created = (user.name.to_string(), password.expose().clone());
+            users_page(&state, me, Some(created), None).await
+        }
+        Err(otgate_broker::BrokerError::Forbidden(message)) => problem(
+            ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            "Not added",
+        ),
+        Err(e) => {
+            users_page(
+                &state,
+                me,
+                None,
+                Some(ApiError::from(e).message().to_owned()),
+            )
+            .await
+        }
+    }
 }
 
 #[derive(Template)]

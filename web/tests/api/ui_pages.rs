@@ -404,3 +404,81 @@ async fn authenticators_are_enrolled_with_a_qr_code() {
     assert_eq!(status, StatusCode::SEE_OTHER, "{html}");
     set_cookie(&headers, "__Host-otgate");
 }
+
+#[tokio::test]
+async fn admins_add_users_and_see_the_one_time_password_once() {
+    let api = api().await;
+    let admin = ui_login(&api, "admin").await;
+    let eng1 = ui_login(&api, "eng1").await;
+    let (_, _, html) = page(&api, "GET", "/ui/users", Some(&admin), None).await;
+    let csrf = csrf_field(&html);
+    let add = |cookie: String, fields: Vec<(&'static str, String)>| {
+        let api = &api;
+        async move {
+            let body: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            page(api, "POST", "/ui/users", Some(&cookie), Some(form(&body))).await
+        }
+    };
+    // A role that is not role@zone is named, and nobody is added.
+    let (status, _, html) = add(
+        admin.clone(),
+        vec![
+            ("csrf", csrf.clone()),
+            ("name", "eng7".into()),
+            ("roles", "engineer at cell-a".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("write role@zone or role@*"), "{html}");
+    assert!(!html.contains("<td>eng7</td>"), "{html}");
+    // An engineer cannot add anyone.
+    let (_, _, eng_html) = page(&api, "GET", "/ui/grants", Some(&eng1), None).await;
+    let (status, _, _) = add(
+        eng1.clone(),
+        vec![
+            ("csrf", csrf_field(&eng_html)),
+            ("name", "eng7".into()),
+            ("roles", "engineer@cell-a".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // The admin adds an engineer and sees the one-time password, which signs in once.
+    let (status, _, html) = add(
+        admin.clone(),
+        vec![
+            ("csrf", csrf),
+            ("name", "eng7".into()),
+            ("display_name", "Edda Engineer".into()),
+            ("roles", "engineer@cell-a, auditor@*".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(
+        html.contains("<td>eng7</td>") && html.contains("engineer@cell-a"),
+        "{html}"
+    );
+    let password = html
+        .split("id=\"created\"")
+        .nth(1)
+        .unwrap()
+        .split("<code class=\"secret\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (status, body) = api
+        .call(
+            "POST",
+            "/login",
+            None,
+            Some(json!({"user": "eng7", "password": password})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"]["code"], "password_change_required", "{body}");
+}
