@@ -52,8 +52,6 @@ class Screen {
   paint(frame) {
     if (frame.full) this.full(frame.full);
     else if (frame.rows) this.rows(frame.rows, frame.cursor);
-    // When the browser last painted a frame (the end-to-end test reads it for latency).
-    this.element.dataset.paintedAt = String(Date.now());
   }
 }
 

@@ -143,8 +143,19 @@ pub(crate) fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Opti
 /// A `Set-Cookie` value for `name`: HttpOnly, Secure, SameSite=Strict, Path=/, living
 /// `max_age` seconds (0 removes it).
 pub(crate) fn set_cookie(name: &str, value: &str, max_age: i64) -> Option<HeaderValue> {
+    cookie_value(name, value, max_age, "Strict")
+}
+
+/// The same with `SameSite=same_site` (`Lax` for a cookie that must come back from another
+/// site, as single sign-on's).
+pub(crate) fn cookie_value(
+    name: &str,
+    value: &str,
+    max_age: i64,
+    same_site: &str,
+) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}",
+        "{name}={value}; Path=/; Secure; HttpOnly; SameSite={same_site}; Max-Age={}",
         max_age.max(0)
     ))
     .ok()

@@ -90,11 +90,7 @@ impl Sso {
 }
 
 fn sso_cookie(value: &str, max_age: i64) -> Option<header::HeaderValue> {
-    header::HeaderValue::from_str(&format!(
-        "{SSO_COOKIE}={value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={}",
-        max_age.max(0)
-    ))
-    .ok()
+    super::cookie_value(SSO_COOKIE, value, max_age, "Lax")
 }
 
 fn refused(message: impl Into<String>) -> Response {
