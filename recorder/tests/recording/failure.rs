@@ -61,8 +61,13 @@ async fn a_failed_write_fails_the_session() {
     let mut failure = session.failure();
     // The disk goes away under the recording: the next seal cannot be written.
     std::fs::remove_dir_all(local.session_dir(&id)).unwrap();
+    // The writer may notice on its own (a timed flush) before all of this is
+    // written; from then on output is refused with the failure.
     for _ in 0..8 {
-        session.output(&[b'y'; 512]).unwrap();
+        if let Err(refused) = session.output(&[b'y'; 512]) {
+            assert!(matches!(refused, RecorderError::Failed(_)), "{refused}");
+            break;
+        }
     }
     tokio::time::timeout(Duration::from_secs(5), failure.wait_for(Option::is_some))
         .await
