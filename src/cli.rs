@@ -462,6 +462,30 @@ pub enum UsersCommand {
     },
     /// Every user.
     List,
+    /// Replace a user's roles (a vendor keeps their organisation).
+    Roles {
+        /// Login name.
+        name: String,
+        /// Role (repeatable; none leaves a vendor with their organisation only).
+        #[arg(long = "role")]
+        roles: Vec<RoleArg>,
+        /// Zone where the roles hold (repeatable; default every zone).
+        #[arg(long = "zone")]
+        zones: Vec<String>,
+    },
+    /// Disable an account: its sign-ins, tokens and live sessions end.
+    Disable {
+        /// Login name.
+        name: String,
+        /// Why (kept for auditors).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Enable a disabled account again.
+    Enable {
+        /// Login name.
+        name: String,
+    },
 }
 
 /// `otgate keys ...`.

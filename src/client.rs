@@ -207,9 +207,25 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<T> {
-        let response = self
-            .send(self.request(reqwest::Method::POST, path).json(body))
-            .await?;
+        self.exchange(reqwest::Method::POST, path, body).await
+    }
+
+    /// PUT a JSON body, read a JSON answer.
+    pub async fn put<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
+        self.exchange(reqwest::Method::PUT, path, body).await
+    }
+
+    async fn exchange<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
+        let response = self.send(self.request(method, path).json(body)).await?;
         response.json().await.context("reading the server's answer")
     }
 

@@ -60,8 +60,13 @@ impl ControlPlane for LocalControl {
         &self,
         vendor: &UserName,
         now: OffsetDateTime,
-    ) -> Result<Vec<Grant>, GatewayError> {
-        self.0.usable_grants(vendor, now).await.map_err(unavailable)
+    ) -> Result<Result<Vec<Grant>, Refusal>, GatewayError> {
+        Ok(self
+            .0
+            .usable_grants(vendor, now)
+            .await
+            .map_err(unavailable)?
+            .map_err(|refusal| Refusal(refusal.to_string())))
     }
 
     async fn has_key(&self, vendor: &UserName, fingerprint: &str) -> Result<bool, GatewayError> {

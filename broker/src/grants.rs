@@ -43,7 +43,7 @@ fn subject_columns(subject: &QuarantineSubject) -> (&'static str, &str) {
     }
 }
 
-fn check_reason(reason: &str) -> Result<()> {
+pub(crate) fn check_reason(reason: &str) -> Result<()> {
     if reason.trim().is_empty()
         || reason.chars().count() > 2000
         || reason.chars().any(|c| c.is_control() && c != '\n')
@@ -399,23 +399,29 @@ impl Broker {
         Ok(count)
     }
 
-    /// The grants `vendor` may use at `now` (for the gateway's login and its messages).
+    /// The grants `vendor` may use at `now` (for the gateway's login and its messages), or
+    /// why they may use none: a disabled account.
     pub async fn usable_grants(
         &self,
         vendor: &UserName,
         now: OffsetDateTime,
-    ) -> Result<Vec<Grant>> {
+    ) -> Result<std::result::Result<Vec<Grant>, AccessRefusal>> {
+        if self.is_disabled(vendor).await? {
+            return Ok(Err(AccessRefusal::AccountDisabled {
+                user: vendor.clone(),
+            }));
+        }
         let mut usable = Vec::new();
         for request in self.live_grants_of(vendor).await? {
             if let Ok(grant) = self.access(request.id, now).await? {
                 usable.push(grant);
             }
         }
-        Ok(usable)
+        Ok(Ok(usable))
     }
 
-    /// Whether grant `id` may be used at `now`: approved, inside its window, not revoked, and
-    /// neither its vendor nor its asset quarantined. What the gateway asks before a session
+    /// Whether grant `id` may be used at `now`: approved, inside its window, not revoked, its
+    /// vendor's account enabled, and neither its vendor nor its asset quarantined. What the gateway asks before a session
     /// and on its re-check interval.
     pub async fn access(
         &self,
@@ -455,6 +461,11 @@ impl Broker {
         };
         if let Some(refusal) = refusal {
             return Ok(Err(refusal));
+        }
+        if self.is_disabled(&request.requester).await? {
+            return Ok(Err(AccessRefusal::AccountDisabled {
+                user: request.requester.clone(),
+            }));
         }
         for subject in [
             QuarantineSubject::Vendor(request.requester.clone()),

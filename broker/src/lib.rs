@@ -18,6 +18,7 @@
 //!
 //! Never: open network listeners (that is `web` and `gateway`), or depend on `gateway`.
 
+mod accounts;
 mod alerts;
 mod auth;
 pub mod bus;

@@ -438,6 +438,12 @@ pub enum AccessRefusal {
         /// Why.
         reason: String,
     },
+    /// The vendor's account is disabled.
+    #[error("{user}'s account is disabled: ask an otgate admin")]
+    AccountDisabled {
+        /// The vendor.
+        user: UserName,
+    },
     /// The vendor or the asset is quarantined.
     #[error("{subject} is quarantined until {until}: {reason}")]
     Quarantined {

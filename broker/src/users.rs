@@ -158,7 +158,7 @@ impl Broker {
         self.user_view(&new.name).await
     }
 
-    async fn user_view(&self, name: &UserName) -> Result<User> {
+    pub(crate) async fn user_view(&self, name: &UserName) -> Result<User> {
         let row = self
             .user_row(name)
             .await?

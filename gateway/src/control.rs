@@ -55,12 +55,12 @@ pub trait ControlPlane: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Result<Grant, Refusal>, GatewayError>;
 
-    /// The grants `vendor` may use at `now`.
+    /// The grants `vendor` may use at `now`, or why they may use none (a disabled account).
     async fn grants_of(
         &self,
         vendor: &UserName,
         now: OffsetDateTime,
-    ) -> Result<Vec<Grant>, GatewayError>;
+    ) -> Result<Result<Vec<Grant>, Refusal>, GatewayError>;
 
     /// Whether `vendor` registered the key with this SHA-256 fingerprint (`SHA256:...`).
     async fn has_key(&self, vendor: &UserName, fingerprint: &str) -> Result<bool, GatewayError>;

@@ -119,7 +119,7 @@ impl Registry {
         count
     }
 
-    /// Acts on a control-plane event: revocations, quarantines, kills, freezes. Returns how
+    /// Acts on a control-plane event: revocations, quarantines, disabled accounts, kills, freezes. Returns how
     /// many sessions it touched.
     pub fn apply(&self, event: &Event) -> usize {
         let by = event
@@ -145,6 +145,10 @@ impl Registry {
                     },
                     |l| end(l, &why),
                 )
+            }
+            EventKind::UserDisabled { user, reason } => {
+                let why = format!("{user}'s account was disabled by {by}: {reason}");
+                self.each(|_, l| l.vendor == user.as_str(), |l| end(l, &why))
             }
             EventKind::SessionKillRequested { session, reason } => {
                 let why = format!("ended by {by}: {reason}");

@@ -177,6 +177,8 @@ impl server::Handler for Connection {
                     .control
                     .grants_of(&grant.vendor, now)
                     .await
+                    .ok()
+                    .and_then(Result::ok)
                     .unwrap_or_default();
                 Err(format!(
                     "{message}.\r\n{}",
@@ -227,7 +229,12 @@ impl server::Handler for Connection {
                 return Ok(self.refuse(user, None, reason).await);
             }
         };
-        let outcome = match pick_grant(&target, &grants) {
+        // Why no grant may be used (a disabled account) is shown on the terminal, like a
+        // grant that does not match.
+        let picked = grants
+            .map_err(|refusal| refusal.0)
+            .and_then(|grants| pick_grant(&target, &grants));
+        let outcome = match picked {
             Ok(grant) => self.shared.resolve(grant).await,
             Err(message) => Err(message),
         };

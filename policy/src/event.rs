@@ -114,6 +114,28 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         org: Option<OrgName>,
     },
+    /// An admin replaced a user's roles.
+    UserRolesChanged {
+        /// The user.
+        user: UserName,
+        /// The roles now, as `role@domain`.
+        roles: Vec<String>,
+        /// The roles before.
+        previous: Vec<String>,
+    },
+    /// An admin disabled an account: its logins and tokens are refused, its grants no longer
+    /// open sessions and its live sessions end.
+    UserDisabled {
+        /// The user.
+        user: UserName,
+        /// Why.
+        reason: String,
+    },
+    /// An admin enabled a disabled account again.
+    UserEnabled {
+        /// The user.
+        user: UserName,
+    },
     /// A user registered an SSH public key.
     KeyRegistered {
         /// Whose key.
@@ -470,6 +492,9 @@ impl EventKind {
             Self::TotpEnrolled { .. } => "totp_enrolled",
             Self::LoggedOut { .. } => "logged_out",
             Self::UserAdded { .. } => "user_added",
+            Self::UserRolesChanged { .. } => "user_roles_changed",
+            Self::UserDisabled { .. } => "user_disabled",
+            Self::UserEnabled { .. } => "user_enabled",
             Self::KeyRegistered { .. } => "key_registered",
             Self::AssetSaved { .. } => "asset_saved",
             Self::ZoneSaved { .. } => "zone_saved",

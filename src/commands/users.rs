@@ -9,7 +9,7 @@ use otgate_broker::{Credential, SshKey, User};
 use otgate_policy::{Domain, Role, RoleAssignment};
 
 use crate::cli::{Cli, CredentialKindArg, KeysCommand, RoleArg, UsersCommand, VaultCommand};
-use crate::client::Client;
+use crate::client::{Client, encode};
 use crate::output;
 
 fn role(arg: RoleArg) -> Role {
@@ -35,6 +35,37 @@ fn roles_text(user: &User) -> String {
     }
 }
 
+/// Each role in each zone (every zone when none is named).
+fn assignments(roles: &[RoleArg], zones: &[String]) -> Result<Vec<RoleAssignment>> {
+    let domains = if zones.is_empty() {
+        vec![Domain::Any]
+    } else {
+        zones
+            .iter()
+            .map(|z| Domain::try_from(z.clone()))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    Ok(roles
+        .iter()
+        .flat_map(|r| {
+            domains.iter().map(move |d| RoleAssignment {
+                role: role(*r),
+                domain: d.clone(),
+            })
+        })
+        .collect())
+}
+
+/// Prints a changed user.
+fn changed(cli: &Cli, user: &User) -> Result<()> {
+    if cli.json {
+        return output::json(user);
+    }
+    let state = if user.disabled { "disabled" } else { "active" };
+    println!("{}: {} ({state})", user.name, roles_text(user));
+    Ok(())
+}
+
 pub async fn users(cli: &Cli, command: &UsersCommand) -> Result<()> {
     let client = Client::connect(cli)?;
     match command {
@@ -45,23 +76,7 @@ pub async fn users(cli: &Cli, command: &UsersCommand) -> Result<()> {
             org,
             display_name,
         } => {
-            let domains = if zones.is_empty() {
-                vec![Domain::Any]
-            } else {
-                zones
-                    .iter()
-                    .map(|z| Domain::try_from(z.clone()))
-                    .collect::<Result<Vec<_>, _>>()?
-            };
-            let assignments: Vec<RoleAssignment> = roles
-                .iter()
-                .flat_map(|r| {
-                    domains.iter().map(move |d| RoleAssignment {
-                        role: role(*r),
-                        domain: d.clone(),
-                    })
-                })
-                .collect();
+            let assignments = assignments(roles, zones)?;
             let body = json!({ "name": name, "roles": assignments, "org": org, "display_name": display_name });
             #[derive(serde::Deserialize, serde::Serialize)]
             struct Created {
@@ -74,6 +89,28 @@ pub async fn users(cli: &Cli, command: &UsersCommand) -> Result<()> {
             }
             println!("created {name}; one-time password (must be changed at first login):");
             println!("{}", created.one_time_password);
+        }
+        UsersCommand::Roles { name, roles, zones } => {
+            let body = json!({ "roles": assignments(roles, zones)? });
+            let user: User = client
+                .put(&format!("/users/{}/roles", encode(name)), &body)
+                .await?;
+            changed(cli, &user)?;
+        }
+        UsersCommand::Disable { name, reason } => {
+            let user: User = client
+                .post(
+                    &format!("/users/{}/disable", encode(name)),
+                    &json!({ "reason": reason }),
+                )
+                .await?;
+            changed(cli, &user)?;
+        }
+        UsersCommand::Enable { name } => {
+            let user: User = client
+                .post(&format!("/users/{}/enable", encode(name)), &json!({}))
+                .await?;
+            changed(cli, &user)?;
         }
         UsersCommand::List => {
             let users: Vec<User> = client.get("/users").await?;

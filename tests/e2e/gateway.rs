@@ -506,6 +506,53 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
         "{stderr}"
     );
 
+    // Disabling the vendor's account ends their live session at once and opens no new one,
+    // with the reason; enabled again, the grant works after a fresh sign-in.
+    let running = ssh_via_gateway(&gateway, &login, &key, &certificate)
+        .arg("sleep 60")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    live_session(&eng1, "lab-ws");
+    eng1.refused(
+        &["users", "disable", "vendor1", "--reason", "not mine to do"],
+        "may not disable users",
+    );
+    let disabled = Instant::now();
+    assert!(
+        admin
+            .ok(&["users", "disable", "vendor1", "--reason", "contract ended"])
+            .contains("(disabled)")
+    );
+    let out = running.wait_with_output().unwrap();
+    assert!(
+        disabled.elapsed() < Duration::from_secs(10),
+        "the session outlived the account"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("vendor1's account was disabled by admin: contract ended"),
+        "{stderr}"
+    );
+    let out = ssh_via_gateway(&gateway, &login, &key, &certificate)
+        .arg("echo while-disabled")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("account is disabled"), "{stderr}");
+    vendor.refused(&["grant", "list"], "log in again");
+    admin.ok(&["users", "enable", "vendor1"]);
+    vendor.login();
+    let out = ssh_via_gateway(&gateway, &login, &key, &certificate)
+        .arg("echo enabled-again")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("enabled-again"));
+
     // Everything is recorded, verifies, and is found by search.
     let public_key = demo.file["recording_public_key"].as_str().unwrap();
     let recordings = demo.file["recordings"].as_str().unwrap();
@@ -539,6 +586,8 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
         "session_kill_requested",
         "session_freeze_requested",
         "session_refused",
+        "user_disabled",
+        "user_enabled",
     ] {
         assert!(events.contains(kind), "{kind} missing");
     }

@@ -5,6 +5,7 @@
 //! gets a strict Content-Security-Policy without inline scripts. Each page authorizes
 //! through the broker exactly as the API does.
 
+mod accounts;
 mod admin;
 mod alerts;
 mod assets;
@@ -93,6 +94,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/ui/sessions/{id}/live", any(live::socket))
         .route("/ui/plant", get(admin::plant))
         .route("/ui/users", get(admin::users).post(admin::add_user))
+        .route("/ui/users/{name}", get(accounts::show))
+        .route("/ui/users/{name}/roles", post(accounts::set_roles))
+        .route("/ui/users/{name}/disable", post(accounts::disable))
+        .route("/ui/users/{name}/enable", post(accounts::enable))
         .route("/ui/rules", get(admin::rules))
         .route("/ui/assets/term.css", get(assets::terminal_css))
         .route("/ui/requests/{id}/approve", post(requests::approve))

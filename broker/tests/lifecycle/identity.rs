@@ -284,3 +284,181 @@ pub(crate) async fn expired_credentials_are_refused(h: &Harness) {
         "{jwt}"
     );
 }
+
+pub(crate) async fn admins_change_roles_and_disable_accounts(h: &Harness) {
+    use otgate_broker::AccessRefusal;
+    use otgate_policy::{Action, Domain};
+
+    // Roles are replaced, and the authorizer follows at once.
+    let eng3 = "eng3".parse().unwrap();
+    let forbidden = h
+        .broker
+        .set_roles(&user("eng1"), &eng3, vec![])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(forbidden, BrokerError::Forbidden(_)),
+        "{forbidden}"
+    );
+    let changed = h
+        .broker
+        .set_roles(
+            &user("admin"),
+            &eng3,
+            vec![
+                assignment(Role::Engineer, zone("cell-a")),
+                assignment(Role::Auditor, Domain::Any),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.roles.len(), 2);
+    assert!(
+        h.broker
+            .is_allowed(&user("eng3"), &"cell-a".parse().unwrap(), Action::Approve)
+            .await
+    );
+    assert!(
+        !h.broker
+            .is_allowed(&user("eng3"), &"cell-b".parse().unwrap(), Action::Approve)
+            .await
+    );
+    assert_eq!(h.count("user_roles_changed").await, 1);
+    let empty = h
+        .broker
+        .set_roles(&user("admin"), &eng3, vec![])
+        .await
+        .unwrap_err();
+    assert!(matches!(empty, BrokerError::Invalid(_)), "{empty}");
+    let unknown = h
+        .broker
+        .set_roles(&user("admin"), &"nobody".parse().unwrap(), vec![])
+        .await
+        .unwrap_err();
+    assert!(matches!(unknown, BrokerError::NotFound(_)), "{unknown}");
+    // A vendor keeps their organisation with no direct role; vendor1 holds none already, so
+    // nothing changes and nothing is stored.
+    h.broker
+        .set_roles(&user("admin"), &"vendor1".parse().unwrap(), vec![])
+        .await
+        .unwrap();
+
+    // The last enabled admin can neither lose the role nor be disabled.
+    let admin = "admin".parse().unwrap();
+    let last = h
+        .broker
+        .set_roles(
+            &user("admin"),
+            &admin,
+            vec![assignment(Role::Auditor, Domain::Any)],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(last, BrokerError::Conflict(ref m) if m.contains("last enabled admin")),
+        "{last}"
+    );
+    let own = h
+        .broker
+        .disable_user(&user("admin"), &admin, "leaving")
+        .await
+        .unwrap_err();
+    assert!(matches!(own, BrokerError::Conflict(_)), "{own}");
+    assert_eq!(
+        h.count("user_roles_changed").await,
+        1,
+        "nothing stored for refusals"
+    );
+
+    // Disabling ends logins, tokens and grants; enabling brings back logins, not tokens.
+    let request = h.request("vendor1", "ews-1", "1h").await.unwrap();
+    h.broker.approve(&user("eng2"), request.id).await.unwrap();
+    let LoginOutcome::Session(session) = h
+        .broker
+        .login(creds("vendor1", PASSWORD, None))
+        .await
+        .unwrap()
+    else {
+        panic!("vendors log in with a password");
+    };
+    let vendor1 = "vendor1".parse().unwrap();
+    let no_reason = h
+        .broker
+        .disable_user(&user("admin"), &vendor1, " ")
+        .await
+        .unwrap_err();
+    assert!(matches!(no_reason, BrokerError::Invalid(_)), "{no_reason}");
+    let mut events = h.broker.subscribe();
+    let disabled = h
+        .broker
+        .disable_user(&user("admin"), &vendor1, "contract ended")
+        .await
+        .unwrap();
+    assert!(disabled.disabled);
+    let published = events.recv().await.unwrap();
+    assert_eq!(published.event.kind.name(), "user_disabled");
+    assert!(
+        h.broker
+            .authenticate(session.token.expose(), None)
+            .await
+            .is_err()
+    );
+    let refused = h
+        .broker
+        .login(creds("vendor1", PASSWORD, None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, BrokerError::LoginRefused { .. }),
+        "{refused}"
+    );
+    assert!(matches!(
+        h.broker
+            .access(request.id, OffsetDateTime::now_utc())
+            .await
+            .unwrap(),
+        Err(AccessRefusal::AccountDisabled { .. })
+    ));
+    let again = h
+        .broker
+        .disable_user(&user("admin"), &vendor1, "twice")
+        .await
+        .unwrap_err();
+    assert!(matches!(again, BrokerError::Conflict(_)), "{again}");
+    h.broker
+        .enable_user(&user("admin"), &vendor1)
+        .await
+        .unwrap();
+    assert!(
+        h.broker
+            .access(request.id, OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    assert!(
+        h.broker
+            .authenticate(session.token.expose(), None)
+            .await
+            .is_err(),
+        "old tokens stay deleted"
+    );
+    assert!(matches!(
+        h.broker
+            .login(creds("vendor1", PASSWORD, None))
+            .await
+            .unwrap(),
+        LoginOutcome::Session(_)
+    ));
+    let not_disabled = h
+        .broker
+        .enable_user(&user("admin"), &vendor1)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(not_disabled, BrokerError::Conflict(_)),
+        "{not_disabled}"
+    );
+    assert_eq!(h.count("user_disabled").await, 1);
+    assert_eq!(h.count("user_enabled").await, 1);
+}

@@ -57,6 +57,7 @@ on_both!(
     access::vault_keeps_secrets_sealed,
     identity::login_needs_password_totp_and_survives_replay,
     identity::events_are_visible_by_zone,
+    identity::admins_change_roles_and_disable_accounts,
     sessions::recordings_are_indexed_searched_and_expired,
     alerts::alerts_are_stored_listed_and_judged,
     alerts::the_detector_revokes_and_quarantines_as_the_system,

@@ -1,7 +1,7 @@
 //! Users (admins) and the caller's SSH keys.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -9,10 +9,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use otgate_broker::{NewUser, SshKey, User};
+use otgate_policy::{RoleAssignment, UserName};
 
+use super::requests::Reason;
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiJson, Caller};
+use crate::extract::{ApiJson, Caller, name};
 
 /// A created user and the one-time password to hand over.
 #[derive(Serialize, ToSchema)]
@@ -31,9 +33,20 @@ pub struct NewKey {
     pub public_key: String,
 }
 
+/// A user's roles, replacing the ones they hold.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Roles {
+    /// Roles and where they hold; may be empty for a vendor, who keeps their organisation.
+    pub roles: Vec<RoleAssignment>,
+}
+
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_users, add_user))
+        .routes(routes!(set_roles))
+        .routes(routes!(disable_user))
+        .routes(routes!(enable_user))
         .routes(routes!(list_keys, add_key))
 }
 
@@ -58,6 +71,60 @@ async fn add_user(
             user,
             one_time_password: password.expose().clone(),
         }),
+    ))
+}
+
+/// Replaces a user's roles (admins; the last enabled admin keeps `admin@*`).
+#[utoipa::path(put, path = "/users/{name}/roles", tag = "users", security(("bearer" = [])), request_body = Roles,
+    params(("name" = String, Path, description = "user name")),
+    responses((status = 200, body = User), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn set_roles(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(user): Path<String>,
+    ApiJson(body): ApiJson<Roles>,
+) -> ApiResult<Json<User>> {
+    let user: UserName = name(&user)?;
+    Ok(Json(
+        state
+            .broker
+            .set_roles(&caller.principal, &user, body.roles)
+            .await?,
+    ))
+}
+
+/// Disables an account (admins, not their own): its logins and tokens are refused, its grants
+/// open no session and its live sessions end.
+#[utoipa::path(post, path = "/users/{name}/disable", tag = "users", security(("bearer" = [])), request_body = Reason,
+    params(("name" = String, Path, description = "user name")),
+    responses((status = 200, body = User), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn disable_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(user): Path<String>,
+    ApiJson(body): ApiJson<Reason>,
+) -> ApiResult<Json<User>> {
+    let user: UserName = name(&user)?;
+    Ok(Json(
+        state
+            .broker
+            .disable_user(&caller.principal, &user, &body.reason)
+            .await?,
+    ))
+}
+
+/// Enables a disabled account again (admins); the user signs in afresh.
+#[utoipa::path(post, path = "/users/{name}/enable", tag = "users", security(("bearer" = [])),
+    params(("name" = String, Path, description = "user name")),
+    responses((status = 200, body = User), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn enable_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(user): Path<String>,
+) -> ApiResult<Json<User>> {
+    let user: UserName = name(&user)?;
+    Ok(Json(
+        state.broker.enable_user(&caller.principal, &user).await?,
     ))
 }
 

@@ -162,11 +162,7 @@ async fn users_page(
                     u.name.to_string(),
                     u.display_name.unwrap_or_default(),
                     u.org.map(|o| o.to_string()).unwrap_or_default(),
-                    u.roles
-                        .iter()
-                        .map(|r| format!("{}@{}", r.role, r.domain))
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    roles_text(&u.roles),
                     u.totp_enrolled,
                     u.disabled,
                 )
@@ -182,6 +178,27 @@ async fn users_page(
     }
 }
 
+/// The form's `roles` field: `role@zone` separated by commas.
+pub(super) fn roles_field(fields: &Fields) -> Result<Vec<RoleAssignment>, String> {
+    fields
+        .get("roles")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|r| r.parse::<RoleAssignment>().map_err(|e| e.to_string()))
+        .collect()
+}
+
+/// Roles as the forms show them.
+pub(super) fn roles_text(roles: &[RoleAssignment]) -> String {
+    roles
+        .iter()
+        .map(|r| format!("{}@{}", r.role, r.domain))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Reads the new-user form.
 fn new_user(fields: &Fields) -> Result<NewUser, String> {
     let name = UserName::new(fields.get("name").unwrap_or_default())
@@ -191,14 +208,7 @@ fn new_user(fields: &Fields) -> Result<NewUser, String> {
         .map(OrgName::new)
         .transpose()
         .map_err(|e| format!("organisation: {e}"))?;
-    let roles = fields
-        .get("roles")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-        .map(|r| r.parse::<RoleAssignment>().map_err(|e| e.to_string()))
-        .collect::<Result<Vec<_>, _>>()?;
+    let roles = roles_field(fields)?;
     if roles.is_empty() && org.is_none() {
         return Err(
             "give roles (engineer@line-1, auditor@*) or, for a vendor, an organisation".into(),

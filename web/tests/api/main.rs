@@ -222,13 +222,18 @@ impl Api {
         body["session"]["token"].as_str().unwrap().to_owned()
     }
 
-    async fn refusals(&self) -> Vec<Value> {
+    /// Every stored event, as the auditor sees them.
+    async fn events(&self) -> Vec<otgate_broker::StoredEvent> {
         let auditor = Principal {
             user: UserName::new("aud").unwrap(),
             source: None,
         };
-        let page = self.broker.events(&auditor, 0, 1000).await.unwrap();
-        page.events
+        self.broker.events(&auditor, 0, 1000).await.unwrap().events
+    }
+
+    async fn refusals(&self) -> Vec<Value> {
+        self.events()
+            .await
             .into_iter()
             .filter(|e| e.event.kind.name() == "refused")
             .map(|e| serde_json::to_value(&e).unwrap())
@@ -615,6 +620,67 @@ async fn the_lifecycle_through_the_api() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(created["one_time_password"].as_str().unwrap().len(), 24);
+    // Roles replaced, the account disabled and enabled, by admins only.
+    let (status, changed) = api
+        .call(
+            "PUT",
+            "/users/vendor2/roles",
+            Some(&admin),
+            Some(json!({ "roles": [{ "role": "auditor", "domain": "cell-a" }] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["roles"][0]["role"], "auditor", "{changed}");
+    let (status, body) = api
+        .call(
+            "PUT",
+            "/users/vendor2/roles",
+            Some(&admin),
+            Some(json!({ "roles": [], "org": "other" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, _) = api
+        .call(
+            "POST",
+            "/users/vendor2/disable",
+            Some(&vendor),
+            Some(json!({ "reason": "x" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, disabled) = api
+        .call(
+            "POST",
+            "/users/vendor2/disable",
+            Some(&admin),
+            Some(json!({ "reason": "left the company" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{disabled}");
+    assert_eq!(disabled["disabled"], true);
+    let (status, body) = api
+        .call(
+            "POST",
+            "/users/vendor2/disable",
+            Some(&admin),
+            Some(json!({ "reason": "again" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) = api
+        .call("POST", "/users/nobody/enable", Some(&admin), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = api
+        .call("POST", "/users/Bad%20Name/enable", Some(&admin), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, enabled) = api
+        .call("POST", "/users/vendor2/enable", Some(&admin), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{enabled}");
+    assert_eq!(enabled["disabled"], false);
 
     let (status, page) = api
         .call("GET", "/events?after=0&limit=1000", Some(&eng1), None)

@@ -1,6 +1,7 @@
 //! The browser UI's pages through the router: a vendor's request form with mistakes shown
 //! next to their fields, grants with the commands to connect, each page's role, posts that
-//! are not forms, the idle timeout, and enrolling an authenticator with a QR code.
+//! are not forms, the idle timeout, enrolling an authenticator with a QR code, and admins
+//! adding users, changing their roles and disabling accounts.
 
 use super::ui::{csrf_field, form, page, set_cookie, ui_login};
 use super::*;
@@ -195,6 +196,8 @@ async fn every_page_enforces_its_role() {
         (&vendor, "/ui/rules"),
         (&eng1, "/ui/users"),
         (&eng1, "/ui/rules"),
+        (&vendor, "/ui/users/vendor1"),
+        (&eng1, "/ui/users/eng1"),
     ] {
         let (status, headers, html) = page(&api, "GET", path, Some(who), None).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {html}");
@@ -206,7 +209,7 @@ async fn every_page_enforces_its_role() {
             "{path}"
         );
     }
-    assert_eq!(api.refusals().await.len(), before + 4);
+    assert_eq!(api.refusals().await.len(), before + 6);
     let (status, _, html) = page(&api, "GET", "/ui/users", Some(&admin), None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
@@ -431,7 +434,7 @@ async fn admins_add_users_and_see_the_one_time_password_once() {
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
     assert!(html.contains("write role@zone or role@*"), "{html}");
-    assert!(!html.contains("<td>eng7</td>"), "{html}");
+    assert!(!html.contains(">eng7</a></td>"), "{html}");
     // An engineer cannot add anyone.
     let (_, _, eng_html) = page(&api, "GET", "/ui/grants", Some(&eng1), None).await;
     let (status, _, _) = add(
@@ -457,7 +460,7 @@ async fn admins_add_users_and_see_the_one_time_password_once() {
     .await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(
-        html.contains("<td>eng7</td>") && html.contains("engineer@cell-a"),
+        html.contains(">eng7</a></td>") && html.contains("engineer@cell-a"),
         "{html}"
     );
     let password = html
@@ -481,4 +484,128 @@ async fn admins_add_users_and_see_the_one_time_password_once() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["error"]["code"], "password_change_required", "{body}");
+}
+
+#[tokio::test]
+async fn admins_change_roles_and_disable_accounts_in_the_browser() {
+    let api = api().await;
+    let admin = ui_login(&api, "admin").await;
+    let eng1 = ui_login(&api, "eng1").await;
+    let vendor = ui_login(&api, "vendor1").await;
+    let (status, _, html) = page(&api, "GET", "/ui/users/eng1", Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(
+        html.contains("<dd id=\"roles-now\">engineer@cell-a</dd>"),
+        "{html}"
+    );
+    let csrf = csrf_field(&html);
+    let post = |cookie: &str, path: &str, fields: &[(&str, &str)]| {
+        let (api, cookie, path, body) = (&api, cookie.to_owned(), path.to_owned(), form(fields));
+        async move { page(api, "POST", &path, Some(&cookie), Some(body)).await }
+    };
+    // A role that is not role@zone comes back on the page, as typed; nothing changes.
+    let (status, _, html) = post(
+        &admin,
+        "/ui/users/eng1/roles",
+        &[("csrf", &csrf), ("roles", "engineer at cell-b")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("write role@zone or role@*"), "{html}");
+    assert!(html.contains("value=\"engineer at cell-b\""), "{html}");
+    assert!(
+        html.contains("<dd id=\"roles-now\">engineer@cell-a</dd>"),
+        "{html}"
+    );
+    // A form from no session is refused; so is an engineer.
+    let (status, _, _) = post(&admin, "/ui/users/eng1/roles", &[("roles", "auditor@*")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, _, eng_html) = page(&api, "GET", "/ui/grants", Some(&eng1), None).await;
+    let (status, _, html) = post(
+        &eng1,
+        "/ui/users/vendor1/disable",
+        &[("csrf", &csrf_field(&eng_html)), ("reason", "mine")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{html}");
+    // The roles are replaced.
+    let (status, headers, _) = post(
+        &admin,
+        "/ui/users/eng1/roles",
+        &[("csrf", &csrf), ("roles", "engineer@cell-a, auditor@*")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/ui/users/eng1");
+    let (_, _, html) = page(&api, "GET", "/ui/users/eng1", Some(&admin), None).await;
+    assert!(
+        html.contains("<dd id=\"roles-now\">engineer@cell-a, auditor@*</dd>"),
+        "{html}"
+    );
+    // The last admin keeps the role, with the reason on the page.
+    let (status, _, html) = post(
+        &admin,
+        "/ui/users/admin/roles",
+        &[("csrf", &csrf), ("roles", "auditor@*")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("last enabled admin"), "{html}");
+    // Disabling needs a reason, then signs the vendor out; enabling lets them sign in again.
+    let (status, _, html) = post(
+        &admin,
+        "/ui/users/vendor1/disable",
+        &[("csrf", &csrf), ("reason", "")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("give a reason"), "{html}");
+    let (status, _, _) = post(
+        &admin,
+        "/ui/users/vendor1/disable",
+        &[("csrf", &csrf), ("reason", "contract ended")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, html) = page(&api, "GET", "/ui/users/vendor1", Some(&admin), None).await;
+    assert!(
+        html.contains("<dd id=\"state\"><span class=\"status-revoked\">disabled"),
+        "{html}"
+    );
+    assert!(html.contains("id=\"enable\""), "{html}");
+    let (status, headers, _) = page(&api, "GET", "/ui/grants", Some(&vendor), None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "the vendor is signed out");
+    assert!(
+        headers[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .starts_with("/ui/login")
+    );
+    let (status, _) = api
+        .call(
+            "POST",
+            "/login",
+            None,
+            Some(json!({"user": "vendor1", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = post(&admin, "/ui/users/vendor1/enable", &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, html) = page(&api, "GET", "/ui/users/vendor1", Some(&admin), None).await;
+    assert!(html.contains("<dd id=\"state\">active</dd>"), "{html}");
+    ui_login(&api, "vendor1").await;
+    let kinds: Vec<String> = api
+        .events()
+        .await
+        .into_iter()
+        .map(|e| e.event.kind.name().to_owned())
+        .collect();
+    for kind in ["user_roles_changed", "user_disabled", "user_enabled"] {
+        assert_eq!(
+            kinds.iter().filter(|k| *k == kind).count(),
+            1,
+            "{kind}: {kinds:?}"
+        );
+    }
 }

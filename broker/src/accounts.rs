@@ -1,0 +1,218 @@
+//! Changing accounts (admins): replacing a user's roles, disabling and enabling an account.
+//! The last enabled admin can neither lose the role nor be disabled, so the plant is never
+//! left without someone who can manage it.
+
+use std::collections::BTreeSet;
+
+use otgate_policy::authz::{self, Authorizer, GROUPING};
+use otgate_policy::{Action, Domain, Event, EventKind, Role, RoleAssignment, UserName};
+
+use crate::error::{BrokerError, Result};
+use crate::events::Batch;
+use crate::grants::check_reason;
+use crate::model::User;
+use crate::store::{casbin, on_pool, on_tx};
+use crate::{Broker, Principal};
+
+/// Most role assignments one user may hold.
+const MAX_ROLES: usize = 64;
+
+fn role_texts(roles: &[RoleAssignment]) -> Vec<String> {
+    roles
+        .iter()
+        .map(|r| format!("{}@{}", r.role, r.domain))
+        .collect()
+}
+
+fn administers_everywhere(roles: &[RoleAssignment]) -> bool {
+    roles
+        .iter()
+        .any(|r| r.role == Role::Admin && r.domain == Domain::Any)
+}
+
+impl Broker {
+    /// Replaces `name`'s roles (admins only). A vendor keeps their organisation, so a vendor
+    /// may be left with no direct role.
+    pub async fn set_roles(
+        &self,
+        who: &Principal,
+        name: &UserName,
+        roles: Vec<RoleAssignment>,
+    ) -> Result<User> {
+        self.require_everywhere(who, Action::Administer, "change roles")
+            .await?;
+        let roles: Vec<RoleAssignment> = roles
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if roles.len() > MAX_ROLES {
+            return Err(BrokerError::invalid(format!(
+                "at most {MAX_ROLES} role assignments per user"
+            )));
+        }
+        let row = self.existing_user(name).await?;
+        if roles.is_empty() && row.org.is_none() {
+            return Err(BrokerError::invalid(
+                "give the user a role (e.g. engineer@cell-a) or disable the account instead",
+            ));
+        }
+        // Held across the change so that two admins cannot each remove the other.
+        let mut authz = self.authz.write().await;
+        let previous = authz.roles(name);
+        if previous == roles {
+            drop(authz);
+            return self.user_view(name).await;
+        }
+        if !row.disabled && administers_everywhere(&previous) && !administers_everywhere(&roles) {
+            self.keep_an_admin(&authz, name).await?;
+        }
+        let mut batch = Batch::begin(self).await?;
+        for old in &previous {
+            casbin::delete_rule(
+                &mut batch.tx,
+                GROUPING,
+                &authz::role_rule(name, old.role, &old.domain),
+            )
+            .await?;
+        }
+        for new in &roles {
+            casbin::insert_rule(
+                &mut batch.tx,
+                GROUPING,
+                &authz::role_rule(name, new.role, &new.domain),
+            )
+            .await?;
+        }
+        batch
+            .emit(
+                Event::now(EventKind::UserRolesChanged {
+                    user: name.clone(),
+                    roles: role_texts(&roles),
+                    previous: role_texts(&previous),
+                })
+                .by(Some(who.user.clone()))
+                .from_addr(who.source),
+            )
+            .await?;
+        batch.commit(self).await?;
+        authz.reload().await?;
+        drop(authz);
+        self.user_view(name).await
+    }
+
+    /// Disables `name` (admins only, not oneself): logins and API tokens are refused at once
+    /// (the tokens are deleted), the gateway refuses the user's grants, and every gateway ends
+    /// the user's live sessions when it sees the event.
+    pub async fn disable_user(
+        &self,
+        who: &Principal,
+        name: &UserName,
+        reason: &str,
+    ) -> Result<User> {
+        self.require_everywhere(who, Action::Administer, "disable users")
+            .await?;
+        check_reason(reason)?;
+        if *name == who.user {
+            return Err(BrokerError::Conflict(
+                "an admin cannot disable their own account: ask another admin".into(),
+            ));
+        }
+        let row = self.existing_user(name).await?;
+        if row.disabled {
+            return Err(BrokerError::Conflict(format!("{name} is already disabled")));
+        }
+        let authz = self.authz.write().await;
+        if administers_everywhere(&authz.roles(name)) {
+            self.keep_an_admin(&authz, name).await?;
+        }
+        let mut batch = Batch::begin(self).await?;
+        let changed = on_tx!(&mut batch.tx, conn => sqlx::query(
+            "UPDATE users SET disabled = TRUE WHERE name = $1 AND NOT disabled"
+        )
+        .bind(name.as_str())
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if changed == 0 {
+            return Err(BrokerError::Conflict(format!("{name} is already disabled")));
+        }
+        on_tx!(&mut batch.tx, conn => sqlx::query("DELETE FROM api_tokens WHERE user_name = $1")
+            .bind(name.as_str())
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected()))?;
+        batch
+            .emit(
+                Event::now(EventKind::UserDisabled {
+                    user: name.clone(),
+                    reason: reason.trim().to_owned(),
+                })
+                .by(Some(who.user.clone()))
+                .from_addr(who.source),
+            )
+            .await?;
+        batch.commit(self).await?;
+        drop(authz);
+        self.user_view(name).await
+    }
+
+    /// Enables a disabled account again (admins only). Its old tokens stay deleted: the user
+    /// signs in again.
+    pub async fn enable_user(&self, who: &Principal, name: &UserName) -> Result<User> {
+        self.require_everywhere(who, Action::Administer, "enable users")
+            .await?;
+        self.existing_user(name).await?;
+        let mut batch = Batch::begin(self).await?;
+        let changed = on_tx!(&mut batch.tx, conn => sqlx::query(
+            "UPDATE users SET disabled = FALSE WHERE name = $1 AND disabled"
+        )
+        .bind(name.as_str())
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if changed == 0 {
+            return Err(BrokerError::Conflict(format!("{name} is not disabled")));
+        }
+        batch
+            .emit(
+                Event::now(EventKind::UserEnabled { user: name.clone() })
+                    .by(Some(who.user.clone()))
+                    .from_addr(who.source),
+            )
+            .await?;
+        batch.commit(self).await?;
+        self.user_view(name).await
+    }
+
+    /// Whether `name`'s account is disabled (an unknown user counts as disabled).
+    pub(crate) async fn is_disabled(&self, name: &UserName) -> Result<bool> {
+        Ok(self.user_row(name).await?.is_none_or(|row| row.disabled))
+    }
+
+    async fn existing_user(&self, name: &UserName) -> Result<crate::store::rows::UserRow> {
+        self.user_row(name)
+            .await?
+            .ok_or_else(|| BrokerError::NotFound(format!("no user `{name}`")))
+    }
+
+    /// Refuses unless an enabled user other than `leaving` administers every zone.
+    async fn keep_an_admin(&self, authz: &Authorizer, leaving: &UserName) -> Result<()> {
+        let enabled: Vec<String> = on_pool!(&self.store, pool => sqlx::query_scalar(
+            "SELECT name FROM users WHERE NOT disabled"
+        )
+        .fetch_all(pool)
+        .await)?;
+        let another = enabled
+            .into_iter()
+            .filter_map(|n| UserName::new(n).ok())
+            .any(|n| n != *leaving && authz.is_allowed_everywhere(&n, Action::Administer));
+        if another {
+            Ok(())
+        } else {
+            Err(BrokerError::Conflict(format!(
+                "{leaving} is the last enabled admin: make someone else admin@* first"
+            )))
+        }
+    }
+}
