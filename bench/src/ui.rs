@@ -280,17 +280,22 @@ pub async fn run(keys: usize) -> Result<()> {
     let whole: Value = auditor
         .eval(&format!(
             "(async () => {{ let from = 0, bytes = 0, frames = 0, windows = 0; const t0 = performance.now(); \
+             performance.clearResourceTimings(); \
              for (;;) {{ const r = await fetch('/ui/sessions/{id}/frames?from=' + from); const text = await r.text(); \
              const body = JSON.parse(text); bytes += text.length; frames += body.frames.length; windows += 1; \
              if (body.last || body.until <= from) break; from = body.until; }} \
-             return [bytes, frames, windows, performance.now() - t0]; }})()"
+             const took = performance.now() - t0; \
+             const wire = performance.getEntriesByType('resource').filter(e => e.name.includes('/frames?')) \
+               .reduce((sum, e) => sum + e.encodedBodySize, 0); \
+             return [bytes, frames, windows, took, wire]; }})()"
         ))
         .await?;
     println!(
-        "playing the whole hour: {} frames in {} windows, {} of JSON (uncompressed), fetched in {:.0} ms",
+        "playing the whole hour: {} frames in {} windows, {} of JSON, {} on the wire (gzip), fetched in {:.0} ms",
         whole[1],
         whole[2],
         kib(whole[0].as_u64().unwrap_or_default()),
+        kib(whole[4].as_f64().unwrap_or_default() as u64),
         whole[3].as_f64().unwrap_or_default()
     );
 

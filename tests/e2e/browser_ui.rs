@@ -530,6 +530,29 @@ async fn single_sign_on_with_a_real_openid_provider() {
         "not at the provider: {at}"
     );
     page.click("button[name=sub][value=eng9]").await.unwrap();
+    // An engineer enrols an otgate authenticator at the first single sign-on.
+    expect(
+        &page,
+        "document.querySelector('#qr svg') !== null && document.querySelector('code.secret') !== null",
+        "the enrolment page with its QR code",
+    )
+    .await;
+    let secret = page.text("code.secret").await.unwrap();
+    let enrolled = serde_json::json!({ "totp_secret": secret.trim() });
+    page.fill("#enrol input[name=totp]", "000000")
+        .await
+        .unwrap();
+    submit(&page, "#enrol button").await;
+    expect(
+        &page,
+        "document.querySelector('#mistake') !== null && document.querySelector('#enrol') !== null",
+        "a wrong code is named on the enrolment page",
+    )
+    .await;
+    page.fill("#enrol input[name=totp]", &code(&enrolled, 0))
+        .await
+        .unwrap();
+    submit(&page, "#enrol button").await;
     page.wait_for("location.pathname === '/ui/'", WAIT)
         .await
         .unwrap();
@@ -552,6 +575,49 @@ async fn single_sign_on_with_a_real_openid_provider() {
         "the requests page with the SSO session",
     )
     .await;
+    // With it, the engineer approves access to a level-1 PLC, which asks for a fresh code.
+    let id = tokio::task::block_in_place(|| {
+        let vendor = demo.cli("vendor1");
+        vendor.login();
+        vendor.json(&[
+            "request",
+            "create",
+            "--asset",
+            "plc-7",
+            "--protocol",
+            "modbus",
+            "--scope",
+            "read-only",
+            "--duration",
+            "1h",
+            "--reason",
+            "read the alarm registers",
+        ])["id"]
+            .as_i64()
+            .unwrap()
+    });
+    page.goto(&format!("{base}/ui/requests/{id}"))
+        .await
+        .unwrap();
+    expect(
+        &page,
+        "document.querySelector('#approve input[name=totp]') !== null",
+        "the approval form with its code",
+    )
+    .await;
+    page.fill("#approve input[name=totp]", &code(&enrolled, 1))
+        .await
+        .unwrap();
+    submit(&page, "#approve button").await;
+    expect(
+        &page,
+        &format!(
+            "location.pathname === '/ui/requests/{id}' && document.querySelector('main') !== null \
+             && document.querySelector('#approvals').textContent === '1/2 by eng9'"
+        ),
+        "the request with eng9's approval",
+    )
+    .await;
     // Only the provider's own page asked for anything elsewhere (its stylesheet on a CDN).
     for request in page.foreign_requests() {
         assert!(request.document_url.starts_with(&issuer), "{request:?}");
@@ -559,7 +625,11 @@ async fn single_sign_on_with_a_real_openid_provider() {
     let errors: Vec<String> = page
         .console_errors()
         .into_iter()
-        .filter(|e| !e.contains("ERR_BLOCKED_BY_CLIENT") && !e.contains(&issuer))
+        .filter(|e| {
+            !e.contains("ERR_BLOCKED_BY_CLIENT")
+                && !e.contains(&issuer)
+                && !e.contains("status of 401")
+        })
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
 }

@@ -11,6 +11,7 @@ mod alerts;
 mod assets;
 mod csrf;
 mod form;
+mod gzip;
 mod live;
 mod oidc;
 mod pages;
@@ -77,6 +78,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/ui/login", get(pages::login_form).post(pages::login))
         .route("/ui/login/sso", get(sso::begin))
         .route("/ui/login/sso/callback", get(sso::callback))
+        .route("/ui/login/sso/enrol", post(sso::enrol))
         .route("/ui/logout", post(pages::logout))
         .route("/ui/requests", get(requests::list).post(vendor::create))
         .route("/ui/requests/new", get(vendor::new_form))

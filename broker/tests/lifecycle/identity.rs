@@ -462,3 +462,100 @@ pub(crate) async fn admins_change_roles_and_disable_accounts(h: &Harness) {
     assert_eq!(h.count("user_disabled").await, 1);
     assert_eq!(h.count("user_enabled").await, 1);
 }
+
+pub(crate) async fn single_sign_on_enrols_a_second_factor(h: &Harness) {
+    use otgate_broker::SsoIdentity;
+    use otgate_policy::Domain;
+
+    let who = |name: &str, roles| SsoIdentity {
+        name: name.parse().unwrap(),
+        display_name: None,
+        roles,
+        issuer: "https://idp.example".into(),
+        source: Some("192.0.2.30".parse().unwrap()),
+    };
+    let source = Some("192.0.2.30".parse().unwrap());
+    // An engineer new to otgate enrols an authenticator before any session exists.
+    let LoginOutcome::Enrol(enrolment) = h
+        .broker
+        .sso_login(who(
+            "eng8",
+            vec![assignment(Role::Engineer, zone("cell-a"))],
+        ))
+        .await
+        .unwrap()
+    else {
+        panic!("an engineer enrols a second factor at the first single sign-on");
+    };
+    let seed = totp_rs::Secret::try_from_base32(enrolment.secret.expose())
+        .unwrap()
+        .as_ref()
+        .to_vec();
+    let app = totp_rs::Builder::new().with_secret(seed).build().unwrap();
+    let now = OffsetDateTime::now_utc().unix_timestamp() as u64;
+    let eng8 = "eng8".parse().unwrap();
+    let wrong = h
+        .broker
+        .sso_enrol(&eng8, "000000", source)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(wrong, BrokerError::LoginRefused { ref message, .. } if message.contains("wrong authenticator code")),
+        "{wrong}"
+    );
+    let session = h
+        .broker
+        .sso_enrol(&eng8, &app.generate(now).to_string(), source)
+        .await
+        .unwrap();
+    assert!(
+        h.broker
+            .authenticate(session.token.expose(), None)
+            .await
+            .is_ok()
+    );
+    assert_eq!(h.count("totp_enrolled").await, 1);
+    let twice = h
+        .broker
+        .sso_enrol(&eng8, &app.generate(now + 30).to_string(), source)
+        .await
+        .unwrap_err();
+    assert!(matches!(twice, BrokerError::LoginRefused { .. }), "{twice}");
+    // From now on the provider's word signs in, and levels 0-1 ask for a fresh code.
+    assert!(matches!(
+        h.broker
+            .sso_login(who(
+                "eng8",
+                vec![assignment(Role::Engineer, zone("cell-a"))]
+            ))
+            .await
+            .unwrap(),
+        LoginOutcome::Session(_)
+    ));
+    let principal = user("eng8");
+    assert!(
+        h.broker
+            .confirm_totp(&principal, &app.generate(now).to_string())
+            .await
+            .is_err(),
+        "the enrolment's code is used"
+    );
+    h.broker
+        .confirm_totp(&principal, &app.generate(now + 30).to_string())
+        .await
+        .unwrap();
+    // Roles that need no second factor sign in at once; a user never enrolling gets nothing.
+    assert!(matches!(
+        h.broker
+            .sso_login(who("ops1", vec![assignment(Role::Sensor, Domain::Any)]))
+            .await
+            .unwrap(),
+        LoginOutcome::Session(_)
+    ));
+    let none = h
+        .broker
+        .sso_enrol(&"ops1".parse().unwrap(), "123456", source)
+        .await
+        .unwrap_err();
+    assert!(matches!(none, BrokerError::LoginRefused { .. }), "{none}");
+}

@@ -58,6 +58,7 @@ on_both!(
     identity::login_needs_password_totp_and_survives_replay,
     identity::events_are_visible_by_zone,
     identity::admins_change_roles_and_disable_accounts,
+    identity::single_sign_on_enrols_a_second_factor,
     sessions::recordings_are_indexed_searched_and_expired,
     alerts::alerts_are_stored_listed_and_judged,
     alerts::the_detector_revokes_and_quarantines_as_the_system,

@@ -29,13 +29,23 @@ struct LoginPage {
     sso: bool,
 }
 
+/// Enrolling an authenticator: at a first password sign-in (the form signs in again with the
+/// password and a code) or at a first single sign-on (the code alone finishes it).
 #[derive(Template)]
 #[template(path = "enrol.html")]
-struct EnrolPage {
-    csrf: String,
-    user: String,
-    qr: String,
-    secret: String,
+pub(super) struct EnrolPage {
+    /// The form token.
+    pub(super) csrf: String,
+    /// Who is enrolling.
+    pub(super) user: String,
+    /// The otpauth:// URI as a QR code; empty once shown.
+    pub(super) qr: String,
+    /// The secret in base32; empty once shown.
+    pub(super) secret: String,
+    /// Whether this finishes a single sign-on.
+    pub(super) sso: bool,
+    /// What was wrong with the code.
+    pub(super) mistake: Option<String>,
 }
 
 #[derive(Template)]
@@ -216,6 +226,8 @@ pub(super) async fn login(
                 user: user.clone(),
                 qr: qr_svg(enrolment.otpauth_uri.expose()),
                 secret: enrolment.secret.expose().clone(),
+                sso: false,
+                mistake: None,
             };
             html(&page)
         }
@@ -237,7 +249,7 @@ pub(super) async fn login(
 }
 
 /// The otpauth:// URI as an inline SVG QR code (no image request, nothing inline to run).
-fn qr_svg(uri: &str) -> String {
+pub(super) fn qr_svg(uri: &str) -> String {
     match qrcode::QrCode::new(uri.as_bytes()) {
         Ok(code) => {
             let svg = code

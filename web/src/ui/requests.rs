@@ -33,6 +33,7 @@ struct Row {
     ticket: Option<String>,
     status: String,
     approvals: String,
+    approvers: String,
     decidable: bool,
     needs_code: bool,
 }
@@ -69,6 +70,12 @@ fn row(request: &Request, decidable: bool) -> Row {
         ticket: request.ticket.clone(),
         status: request.status.to_string(),
         approvals: format!("{}/{}", request.approvals.len(), request.approvals_needed),
+        approvers: request
+            .approvals
+            .iter()
+            .map(|a| a.approver.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         decidable,
         needs_code: request.level.is_control(),
     }

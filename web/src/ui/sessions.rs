@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Json, Redirect, Response};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use otgate_broker::{AlertFilter, RecordedSession, SessionAction, SessionFilter, SessionState};
@@ -408,10 +408,12 @@ pub(super) struct Window {
 /// Longest window of frames in one answer (seconds).
 const WINDOW: f64 = 120.0;
 
-/// `GET /ui/sessions/{id}/frames?from=&to=`: screen frames for the player.
+/// `GET /ui/sessions/{id}/frames?from=&to=`: screen frames for the player (gzip'd when the
+/// browser accepts it).
 pub(super) async fn frames(
     State(state): State<AppState>,
     me: SignedIn,
+    headers: HeaderMap,
     Path(id): Path<String>,
     window: Result<Query<Window>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -433,7 +435,7 @@ pub(super) async fn frames(
         .filter(|t| t.is_finite())
         .unwrap_or(from + WINDOW)
         .clamp(from, from + WINDOW);
-    Json(player::frames(&recording, from, to)).into_response()
+    super::gzip::json(&headers, &player::frames(&recording, from, to)).await
 }
 
 /// `GET /ui/sessions/{id}/bundle`: the evidence bundle (zip).

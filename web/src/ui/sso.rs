@@ -4,6 +4,10 @@
 //! the callback checks them, redeems the code, validates the ID token, maps the provider's
 //! groups to otgate roles and signs the user in through the broker. The provider is
 //! discovered at the first login, so a provider that is down at start does not stop otgate.
+//!
+//! A user whose roles need a second factor and who has none yet enrols an authenticator
+//! before the session starts: the callback shows the QR code, and the name travels to the
+//! code's form in a 10-minute cookie signed with the UI key (SameSite=Strict).
 
 use std::sync::Arc;
 
@@ -15,11 +19,12 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
-use otgate_broker::SsoIdentity;
+use otgate_broker::{LoginOutcome, Session, SsoIdentity, TotpEnrolment};
 use otgate_policy::{RoleAssignment, UserName};
 
+use super::form::Fields;
 use super::oidc::{OidcConfig, Pending, Provider};
-use super::pages::problem;
+use super::pages::{EnrolPage, problem, qr_svg, render};
 use super::{SESSION_COOKIE, cookie};
 use crate::AppState;
 use crate::error::ApiError;
@@ -29,6 +34,8 @@ use crate::extract::ClientAddr;
 const SSO_COOKIE: &str = "__Host-otgate-sso";
 /// How long a login in progress lasts.
 const SSO_SECS: i64 = 600;
+/// The cookie that names the user enrolling an authenticator at single sign-on.
+const ENROL_COOKIE: &str = "__Host-otgate-sso-enrol";
 
 /// Single sign-on as configured: the provider, and which claim values give which roles.
 #[derive(Clone, Debug)]
@@ -205,6 +212,7 @@ async fn finish(
             identity.username.chars().take(80).collect::<String>()
         ));
     };
+    let user = name.clone();
     let session = state
         .broker
         .sso_login(SsoIdentity {
@@ -216,9 +224,15 @@ async fn finish(
         })
         .await;
     let session = match session {
-        Ok(session) => session,
+        Ok(LoginOutcome::Session(session)) => session,
+        Ok(LoginOutcome::Enrol(enrolment)) => return begin_enrolment(state, &user, &enrolment),
         Err(e) => return problem(e.into(), "Single sign-on refused"),
     };
+    signed_in(session)
+}
+
+/// The page that sets the session cookie and moves on to the home page.
+fn signed_in(session: Session) -> Response {
     let max_age = (session.expires_at - OffsetDateTime::now_utc()).whole_seconds();
     let page = SignedInPage {
         user: session.user.to_string(),
@@ -233,4 +247,111 @@ async fn finish(
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     response
+}
+
+/// The signed value of the enrolment cookie for `user`, valid for 10 minutes from now.
+fn enrolment_cookie(state: &AppState, user: &UserName) -> String {
+    let until = OffsetDateTime::now_utc().unix_timestamp() + SSO_SECS;
+    let value = format!("{user}.{until}");
+    format!(
+        "{value}~{}",
+        state.ui_key.token(&format!("sso-enrol:{value}"))
+    )
+}
+
+/// The user named by a valid, unexpired enrolment cookie, and the cookie's value (what the
+/// form token is made from).
+fn enrolling(state: &AppState, headers: &HeaderMap) -> Option<(UserName, String)> {
+    let (value, tag) = cookie(headers, ENROL_COOKIE)?.split_once('~')?;
+    if !state.ui_key.check(&format!("sso-enrol:{value}"), tag) {
+        return None;
+    }
+    let (name, until) = value.rsplit_once('.')?;
+    let until: i64 = until.parse().ok()?;
+    if until < OffsetDateTime::now_utc().unix_timestamp() {
+        return None;
+    }
+    Some((UserName::new(name).ok()?, value.to_owned()))
+}
+
+/// The enrolment page: the QR code and secret when first shown, the code's form, and what
+/// was wrong with the last code.
+fn enrol_page(
+    state: &AppState,
+    user: &UserName,
+    value: &str,
+    enrolment: Option<&TotpEnrolment>,
+    mistake: Option<String>,
+) -> Result<String, ApiError> {
+    render(&EnrolPage {
+        csrf: state.ui_key.token(&format!("sso-enrol-form:{value}")),
+        user: user.to_string(),
+        qr: enrolment.map_or_else(String::new, |e| qr_svg(e.otpauth_uri.expose())),
+        secret: enrolment.map_or_else(String::new, |e| e.secret.expose().clone()),
+        sso: true,
+        mistake,
+    })
+}
+
+/// The callback's answer for a user who must enrol an authenticator first.
+fn begin_enrolment(state: &AppState, user: &UserName, enrolment: &TotpEnrolment) -> Response {
+    let sealed = enrolment_cookie(state, user);
+    let value = sealed.split_once('~').map_or("", |(value, _)| value);
+    let mut response = match enrol_page(state, user, value, Some(enrolment), None) {
+        Ok(body) => Html(body).into_response(),
+        Err(e) => return e.into_response(),
+    };
+    if let Some(cookie) = super::set_cookie(ENROL_COOKIE, &sealed, SSO_SECS) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// `POST /ui/login/sso/enrol`: the first code from the new authenticator signs the user in.
+pub(super) async fn enrol(
+    State(state): State<AppState>,
+    ClientAddr(source): ClientAddr,
+    headers: HeaderMap,
+    form: Fields,
+) -> Response {
+    let Some((user, value)) = enrolling(&state, &headers) else {
+        return refused("this enrolment expired or began in another browser: sign in again");
+    };
+    if !state
+        .ui_key
+        .check(&format!("sso-enrol-form:{value}"), form.csrf())
+    {
+        return problem(super::pages::forged(), "Refused");
+    }
+    let code = form.get("totp").unwrap_or_default();
+    match state.broker.sso_enrol(&user, code, source).await {
+        Ok(session) => {
+            let mut response = Redirect::to("/ui/").into_response();
+            for cookie in [
+                super::set_cookie(
+                    SESSION_COOKIE,
+                    session.token.expose(),
+                    (session.expires_at - OffsetDateTime::now_utc()).whole_seconds(),
+                ),
+                super::set_cookie(ENROL_COOKIE, "", 0),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            response
+        }
+        Err(e) => {
+            let error = ApiError::from(e);
+            let mistake = format!(
+                "{}: enter the 6 digits your app shows now for otgate (if you did not scan the QR code, sign in again for a new one)",
+                error.message()
+            );
+            match enrol_page(&state, &user, &value, None, Some(mistake)) {
+                Ok(body) => error.page(body),
+                Err(e) => e.into_response(),
+            }
+        }
+    }
 }

@@ -296,6 +296,18 @@ async fn engineers_approve_and_deny_in_the_browser() {
     let (_, _, html) = page(&api, "GET", "/ui/requests", Some(&eng1), None).await;
     assert!(!html.contains(&approve), "{html}");
     assert!(html.contains("1/2"), "{html}");
+    let (_, _, html) = page(
+        &api,
+        "GET",
+        &format!("/ui/requests/{first}"),
+        Some(&eng1),
+        None,
+    )
+    .await;
+    assert!(
+        html.contains("<dd id=\"approvals\">1/2 by eng1</dd>"),
+        "{html}"
+    );
     let (status, _, html) = post(
         eng1.clone(),
         vec![("csrf", csrf.clone()), ("totp", next_code())],
