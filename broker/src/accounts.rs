@@ -1,21 +1,27 @@
 //! Changing accounts (admins): replacing a user's roles, disabling and enabling an account.
 //! The last enabled admin can neither lose the role nor be disabled, so the plant is never
-//! left without someone who can manage it.
+//! left without someone who can manage it. Account changes take turns in the database (one
+//! SQLite writer at a time; a transaction-scoped advisory lock on PostgreSQL, whichever node
+//! they run on) and read the roles they check from the database, not from a node's memory.
 
 use std::collections::BTreeSet;
 
-use otgate_policy::authz::{self, Authorizer, GROUPING};
+use otgate_policy::authz::{self, GROUPING};
 use otgate_policy::{Action, Domain, Event, EventKind, Role, RoleAssignment, UserName};
 
 use crate::error::{BrokerError, Result};
 use crate::events::Batch;
 use crate::grants::check_reason;
 use crate::model::User;
-use crate::store::{casbin, on_pool, on_tx};
+use crate::store::rows::UserRow;
+use crate::store::{Tx, casbin, on_tx};
 use crate::{Broker, Principal};
 
 /// Most role assignments one user may hold.
 const MAX_ROLES: usize = 64;
+
+/// The PostgreSQL advisory lock account changes take turns on ("otgate" and 1).
+const ACCOUNTS_LOCK: i64 = 0x6f74_6761_7465_0001;
 
 fn role_texts(roles: &[RoleAssignment]) -> Vec<String> {
     roles
@@ -30,9 +36,83 @@ fn administers_everywhere(roles: &[RoleAssignment]) -> bool {
         .any(|r| r.role == Role::Admin && r.domain == Domain::Any)
 }
 
+fn needs_totp(roles: &[RoleAssignment]) -> bool {
+    roles.iter().any(|r| r.role.requires_totp())
+}
+
+/// Every direct role assignment, as stored.
+async fn assignments(batch: &mut Batch) -> Result<Vec<(UserName, RoleAssignment)>> {
+    Ok(casbin::rules(&mut batch.tx, GROUPING)
+        .await?
+        .iter()
+        .filter_map(|rule| authz::rule_role(rule))
+        .collect())
+}
+
+/// `name`'s roles among `all`, sorted.
+fn roles_of(all: &[(UserName, RoleAssignment)], name: &UserName) -> Vec<RoleAssignment> {
+    let mut roles: Vec<RoleAssignment> = all
+        .iter()
+        .filter(|(user, _)| user == name)
+        .map(|(_, role)| role.clone())
+        .collect();
+    roles.sort();
+    roles
+}
+
+/// Refuses unless an enabled user other than `leaving` administers every zone.
+async fn keep_an_admin(
+    batch: &mut Batch,
+    all: &[(UserName, RoleAssignment)],
+    leaving: &UserName,
+) -> Result<()> {
+    let enabled: Vec<String> = on_tx!(&mut batch.tx, conn => sqlx::query_scalar(
+        "SELECT name FROM users WHERE NOT disabled"
+    )
+    .fetch_all(conn)
+    .await)?;
+    let another = all.iter().any(|(user, role)| {
+        user != leaving
+            && role.role == Role::Admin
+            && role.domain == Domain::Any
+            && enabled.iter().any(|e| e == user.as_str())
+    });
+    if another {
+        Ok(())
+    } else {
+        Err(BrokerError::Conflict(format!(
+            "{leaving} is the last enabled admin: make someone else admin@* first"
+        )))
+    }
+}
+
+/// Ends every sign-in of `name` (their API tokens and browser sessions).
+async fn end_sign_ins(batch: &mut Batch, name: &UserName) -> Result<()> {
+    on_tx!(&mut batch.tx, conn => sqlx::query("DELETE FROM api_tokens WHERE user_name = $1")
+        .bind(name.as_str())
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
 impl Broker {
+    /// A transaction in which account changes take turns.
+    async fn account_change(&self) -> Result<Batch> {
+        let mut batch = Batch::begin(self).await?;
+        // SQLite's write transaction already excludes every other writer.
+        if let Tx::Postgres(tx) = &mut batch.tx {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(ACCOUNTS_LOCK)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(batch)
+    }
+
     /// Replaces `name`'s roles (admins only). A vendor keeps their organisation, so a vendor
-    /// may be left with no direct role.
+    /// may be left with no direct role. Roles that newly need a second factor end the user's
+    /// sign-ins, so that the next one asks for it (or enrols it).
     pub async fn set_roles(
         &self,
         who: &Principal,
@@ -57,17 +137,16 @@ impl Broker {
                 "give the user a role (e.g. engineer@cell-a) or disable the account instead",
             ));
         }
-        // Held across the change so that two admins cannot each remove the other.
-        let mut authz = self.authz.write().await;
-        let previous = authz.roles(name);
+        let mut batch = self.account_change().await?;
+        let all = assignments(&mut batch).await?;
+        let previous = roles_of(&all, name);
         if previous == roles {
-            drop(authz);
+            drop(batch);
             return self.user_view(name).await;
         }
         if !row.disabled && administers_everywhere(&previous) && !administers_everywhere(&roles) {
-            self.keep_an_admin(&authz, name).await?;
+            keep_an_admin(&mut batch, &all, name).await?;
         }
-        let mut batch = Batch::begin(self).await?;
         for old in &previous {
             casbin::delete_rule(
                 &mut batch.tx,
@@ -84,6 +163,9 @@ impl Broker {
             )
             .await?;
         }
+        if needs_totp(&roles) && !needs_totp(&previous) {
+            end_sign_ins(&mut batch, name).await?;
+        }
         batch
             .emit(
                 Event::now(EventKind::UserRolesChanged {
@@ -96,8 +178,7 @@ impl Broker {
             )
             .await?;
         batch.commit(self).await?;
-        authz.reload().await?;
-        drop(authz);
+        self.authz.write().await.reload().await?;
         self.user_view(name).await
     }
 
@@ -118,15 +199,12 @@ impl Broker {
                 "an admin cannot disable their own account: ask another admin".into(),
             ));
         }
-        let row = self.existing_user(name).await?;
-        if row.disabled {
-            return Err(BrokerError::Conflict(format!("{name} is already disabled")));
+        self.existing_user(name).await?;
+        let mut batch = self.account_change().await?;
+        let all = assignments(&mut batch).await?;
+        if administers_everywhere(&roles_of(&all, name)) {
+            keep_an_admin(&mut batch, &all, name).await?;
         }
-        let authz = self.authz.write().await;
-        if administers_everywhere(&authz.roles(name)) {
-            self.keep_an_admin(&authz, name).await?;
-        }
-        let mut batch = Batch::begin(self).await?;
         let changed = on_tx!(&mut batch.tx, conn => sqlx::query(
             "UPDATE users SET disabled = TRUE WHERE name = $1 AND NOT disabled"
         )
@@ -137,11 +215,7 @@ impl Broker {
         if changed == 0 {
             return Err(BrokerError::Conflict(format!("{name} is already disabled")));
         }
-        on_tx!(&mut batch.tx, conn => sqlx::query("DELETE FROM api_tokens WHERE user_name = $1")
-            .bind(name.as_str())
-            .execute(conn)
-            .await
-            .map(|r| r.rows_affected()))?;
+        end_sign_ins(&mut batch, name).await?;
         batch
             .emit(
                 Event::now(EventKind::UserDisabled {
@@ -153,7 +227,6 @@ impl Broker {
             )
             .await?;
         batch.commit(self).await?;
-        drop(authz);
         self.user_view(name).await
     }
 
@@ -163,7 +236,7 @@ impl Broker {
         self.require_everywhere(who, Action::Administer, "enable users")
             .await?;
         self.existing_user(name).await?;
-        let mut batch = Batch::begin(self).await?;
+        let mut batch = self.account_change().await?;
         let changed = on_tx!(&mut batch.tx, conn => sqlx::query(
             "UPDATE users SET disabled = FALSE WHERE name = $1 AND disabled"
         )
@@ -190,29 +263,9 @@ impl Broker {
         Ok(self.user_row(name).await?.is_none_or(|row| row.disabled))
     }
 
-    async fn existing_user(&self, name: &UserName) -> Result<crate::store::rows::UserRow> {
+    async fn existing_user(&self, name: &UserName) -> Result<UserRow> {
         self.user_row(name)
             .await?
             .ok_or_else(|| BrokerError::NotFound(format!("no user `{name}`")))
-    }
-
-    /// Refuses unless an enabled user other than `leaving` administers every zone.
-    async fn keep_an_admin(&self, authz: &Authorizer, leaving: &UserName) -> Result<()> {
-        let enabled: Vec<String> = on_pool!(&self.store, pool => sqlx::query_scalar(
-            "SELECT name FROM users WHERE NOT disabled"
-        )
-        .fetch_all(pool)
-        .await)?;
-        let another = enabled
-            .into_iter()
-            .filter_map(|n| UserName::new(n).ok())
-            .any(|n| n != *leaving && authz.is_allowed_everywhere(&n, Action::Administer));
-        if another {
-            Ok(())
-        } else {
-            Err(BrokerError::Conflict(format!(
-                "{leaving} is the last enabled admin: make someone else admin@* first"
-            )))
-        }
     }
 }

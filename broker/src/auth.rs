@@ -409,17 +409,23 @@ impl Broker {
         let totp = totp(&secret, name)?;
         let sealed = self.keys.vault.seal(&totp_purpose(name), &secret)?;
         let mut batch = Batch::begin(self).await?;
-        on_tx!(&mut batch.tx, conn => sqlx::query(
+        // Never over a confirmed authenticator (two sign-ins at once, one of them confirming).
+        let started = on_tx!(&mut batch.tx, conn => sqlx::query(
             "UPDATE users SET totp_secret = $1, totp_confirmed = FALSE, \
              password_hash = COALESCE($2, password_hash), \
              must_change_password = CASE WHEN $2 IS NULL THEN must_change_password ELSE FALSE END \
-             WHERE name = $3"
+             WHERE name = $3 AND NOT totp_confirmed"
         )
         .bind(sealed)
         .bind(new_hash.clone())
         .bind(name.as_str())
         .execute(conn)
         .await.map(|r| r.rows_affected()))?;
+        if started == 0 {
+            return Err(BrokerError::Conflict(
+                "an authenticator was enrolled meanwhile: sign in again with its code".into(),
+            ));
+        }
         if new_hash.is_some() {
             batch
                 .emit(

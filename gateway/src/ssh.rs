@@ -106,12 +106,13 @@ impl Connection {
             .await;
     }
 
-    async fn refuse(
+    /// Records a refused login or session (an event, and the log).
+    async fn report_refusal(
         &self,
         user: &str,
         grant: Option<otgate_policy::GrantId>,
         reason: String,
-    ) -> Auth {
+    ) {
         tracing::info!(%user, %reason, "login refused");
         self.shared
             .report(
@@ -123,6 +124,33 @@ impl Connection {
                 .from_addr(self.peer.map(|p| p.ip())),
             )
             .await;
+    }
+
+    /// A login accepted only to say on the vendor's terminal why no session opens: recorded
+    /// as a refusal now.
+    async fn explained(
+        &mut self,
+        user: &str,
+        grant: Option<otgate_policy::GrantId>,
+        outcome: Result<Access, String>,
+    ) -> Auth {
+        if let Err(message) = &outcome {
+            self.report_refusal(user, grant, message.clone()).await;
+        }
+        self.login = Some(Arc::new(Login {
+            user: user.to_owned(),
+            outcome,
+        }));
+        Auth::Accept
+    }
+
+    async fn refuse(
+        &self,
+        user: &str,
+        grant: Option<otgate_policy::GrantId>,
+        reason: String,
+    ) -> Auth {
+        self.report_refusal(user, grant, reason).await;
         Auth::Reject {
             proceed_with_methods: Some(MethodSet::from(&[MethodKind::PublicKey][..])),
             partial_success: false,
@@ -186,11 +214,7 @@ impl server::Handler for Connection {
                 ))
             }
         };
-        self.login = Some(Arc::new(Login {
-            user: user.to_owned(),
-            outcome,
-        }));
-        Ok(Auth::Accept)
+        Ok(self.explained(user, Some(grant_id), outcome).await)
     }
 
     async fn auth_publickey(
@@ -238,11 +262,7 @@ impl server::Handler for Connection {
             Ok(grant) => self.shared.resolve(grant).await,
             Err(message) => Err(message),
         };
-        self.login = Some(Arc::new(Login {
-            user: user.to_owned(),
-            outcome,
-        }));
-        Ok(Auth::Accept)
+        Ok(self.explained(user, None, outcome).await)
     }
 
     async fn channel_open_session(

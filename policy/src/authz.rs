@@ -248,6 +248,15 @@ pub fn role_rule(user: &UserName, role: Role, domain: &Domain) -> Vec<String> {
     ]
 }
 
+/// The user and role a grouping rule from [`role_rule`] gives; `None` for any other rule
+/// (an organisation's membership or admission).
+pub fn rule_role(rule: &[String]) -> Option<(UserName, RoleAssignment)> {
+    let user = UserName::new(rule.first()?.strip_prefix("user:")?).ok()?;
+    let role = rule.get(1)?.strip_prefix("role:")?.parse().ok()?;
+    let domain = Domain::try_from(rule.get(2)?.clone()).ok()?;
+    Some((user, RoleAssignment { role, domain }))
+}
+
 /// The rule that makes `user` a member of `org`.
 pub fn member_rule(user: &UserName, org: &OrgName) -> Vec<String> {
     vec![user_subject(user), org_subject(org), "*".to_owned()]
@@ -325,11 +334,7 @@ impl Authorizer {
             .enforcer
             .get_filtered_grouping_policy(0, vec![user_subject(user)])
             .into_iter()
-            .filter_map(|rule| {
-                let role = rule.get(1)?.strip_prefix("role:")?.parse().ok()?;
-                let domain = Domain::try_from(rule.get(2)?.clone()).ok()?;
-                Some(RoleAssignment { role, domain })
-            })
+            .filter_map(|rule| rule_role(&rule).map(|(_, role)| role))
             .collect();
         out.sort();
         out

@@ -591,4 +591,8 @@ fn vendors_reach_a_real_sshd_through_the_gateway_scoped_recorded_and_revocable()
     ] {
         assert!(events.contains(kind), "{kind} missing");
     }
+    assert!(
+        events.contains("vendor1's account is disabled"),
+        "the refused login of the disabled account is an event"
+    );
 }

@@ -124,6 +124,14 @@ impl Broker {
     ) -> Result<Session> {
         let keys = Throttle::keys(name.as_str(), source);
         if let Some(retry_after_secs) = self.throttle.retry_after(&keys) {
+            self.record(
+                Event::now(EventKind::LoginThrottled {
+                    user: name.to_string(),
+                    retry_after_secs,
+                })
+                .from_addr(source),
+            )
+            .await?;
             return Err(BrokerError::LoginRefused {
                 message: format!("too many wrong codes: try again in {retry_after_secs} s"),
                 code: "throttled",

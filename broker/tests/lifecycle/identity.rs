@@ -369,6 +369,30 @@ pub(crate) async fn admins_change_roles_and_disable_accounts(h: &Harness) {
         1,
         "nothing stored for refusals"
     );
+    // Roles that newly need a second factor end the user's sign-ins.
+    let LoginOutcome::Session(before) = h
+        .broker
+        .login(creds("vendor2", PASSWORD, None))
+        .await
+        .unwrap()
+    else {
+        panic!("vendors log in with a password");
+    };
+    h.broker
+        .set_roles(
+            &user("admin"),
+            &"vendor2".parse().unwrap(),
+            vec![assignment(Role::Engineer, zone("cell-b"))],
+        )
+        .await
+        .unwrap();
+    assert!(
+        h.broker
+            .authenticate(before.token.expose(), None)
+            .await
+            .is_err(),
+        "a vendor made engineer signs in again, with a second factor"
+    );
 
     // Disabling ends logins, tokens and grants; enabling brings back logins, not tokens.
     let request = h.request("vendor1", "ews-1", "1h").await.unwrap();

@@ -35,7 +35,8 @@ def run(client: ModbusTcpClient, unit: int, op: list):
 
 def main() -> None:
     port, unit, ops = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
-    client = ModbusTcpClient("127.0.0.1", port=port, timeout=5, retries=0)
+    # Generous: the gateway answers refusals itself, but a loaded CI machine can be slow.
+    client = ModbusTcpClient("127.0.0.1", port=port, timeout=15, retries=0)
     if not client.connect():
         print(json.dumps([{"error": "cannot connect"}] * len(ops)))
         return
