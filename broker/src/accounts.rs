@@ -24,10 +24,7 @@ const MAX_ROLES: usize = 64;
 const ACCOUNTS_LOCK: i64 = 0x6f74_6761_7465_0001;
 
 fn role_texts(roles: &[RoleAssignment]) -> Vec<String> {
-    roles
-        .iter()
-        .map(|r| format!("{}@{}", r.role, r.domain))
-        .collect()
+    roles.iter().map(ToString::to_string).collect()
 }
 
 fn administers_everywhere(roles: &[RoleAssignment]) -> bool {

@@ -137,11 +137,7 @@ impl Broker {
             casbin::insert_rule(&mut batch.tx, GROUPING, &authz::member_rule(&new.name, org))
                 .await?;
         }
-        let roles: Vec<String> = new
-            .roles
-            .iter()
-            .map(|r| format!("{}@{}", r.role, r.domain))
-            .collect();
+        let roles: Vec<String> = new.roles.iter().map(ToString::to_string).collect();
         batch
             .emit(
                 Event::now(EventKind::UserAdded {

@@ -205,6 +205,13 @@ pub struct RoleAssignment {
     pub domain: Domain,
 }
 
+impl fmt::Display for RoleAssignment {
+    /// `role@zone` or `role@*`, as [`FromStr`](std::str::FromStr) reads it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.role, self.domain)
+    }
+}
+
 impl std::str::FromStr for RoleAssignment {
     type Err = PolicyError;
 
@@ -393,6 +400,10 @@ mod tests {
             " auditor@* ".parse::<RoleAssignment>().unwrap().domain,
             Domain::Any
         );
+        for text in ["engineer@line-1", "auditor@*", "admin@*"] {
+            let read: RoleAssignment = text.parse().unwrap();
+            assert_eq!(read.to_string(), text, "written as it is read");
+        }
         for bad in [
             "engineer",
             "engineer at line-1",

@@ -289,10 +289,7 @@ async fn seed(broker: &Broker, dir: &Path) -> Result<Vec<DemoUser>> {
         let password = generate_password()?;
         let needs_totp = roles.iter().any(|r| r.role.requires_totp());
         let seed = random_bytes::<20>()?;
-        let described: Vec<String> = roles
-            .iter()
-            .map(|r| format!("{}@{}", r.role, r.domain))
-            .collect();
+        let described: Vec<String> = roles.iter().map(ToString::to_string).collect();
         let new = NewUser {
             name: UserName::new(name)?,
             display_name: Some(display.to_owned()),

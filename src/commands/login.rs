@@ -87,10 +87,7 @@ pub async fn login(cli: &Cli, args: &LoginArgs) -> Result<()> {
                     user: args.user.clone(),
                     token,
                 })?;
-                let roles: Vec<String> = roles
-                    .iter()
-                    .map(|r| format!("{}@{}", r.role, r.domain))
-                    .collect();
+                let roles: Vec<String> = roles.iter().map(ToString::to_string).collect();
                 let roles = if roles.is_empty() {
                     "vendor".to_owned()
                 } else {

@@ -23,11 +23,7 @@ fn role(arg: RoleArg) -> Role {
 }
 
 fn roles_text(user: &User) -> String {
-    let roles: Vec<String> = user
-        .roles
-        .iter()
-        .map(|r| format!("{}@{}", r.role, r.domain))
-        .collect();
+    let roles: Vec<String> = user.roles.iter().map(ToString::to_string).collect();
     match (&user.org, roles.is_empty()) {
         (Some(org), true) => format!("vendor via {org}"),
         (Some(org), false) => format!("{} (org {org})", roles.join(" ")),

@@ -12,7 +12,7 @@ use otgate_policy::UserName;
 
 use super::admin::{roles_field, roles_text};
 use super::form::Fields;
-use super::pages::{forged, problem, render};
+use super::pages::{form_page, form_target_read, problem};
 use super::session::SignedIn;
 use super::view;
 use crate::AppState;
@@ -62,13 +62,7 @@ fn page(me: SignedIn, user: User, typed: Option<&str>, mistake: Option<String>) 
         created: view::minute(user.created_at),
         mistake: mistake.clone(),
     };
-    match (mistake, render(&page)) {
-        (_, Err(e)) => e.into_response(),
-        (None, Ok(body)) => axum::response::Html(body).into_response(),
-        (Some(message), Ok(body)) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message).page(body)
-        }
-    }
+    form_page(&page, mistake)
 }
 
 /// `GET /ui/users/{name}`.
@@ -116,10 +110,7 @@ fn target(
     name: &str,
     title: &str,
 ) -> Result<UserName, Box<Response>> {
-    if !me.checks(state, fields.csrf()) {
-        return Err(Box::new(problem(forged(), "Refused")));
-    }
-    crate::extract::name(name).map_err(|e| Box::new(problem(e, title)))
+    form_target_read(state, me, fields, name, crate::extract::name, title)
 }
 
 /// `POST /ui/users/{name}/roles`: replaces the roles.

@@ -14,7 +14,7 @@ use otgate_broker::{NewQuarantine, NewUser, SessionFilter};
 use otgate_policy::{AssetName, OrgName, PurdueLevel, QuarantineSubject, RoleAssignment, UserName};
 
 use super::form::Fields;
-use super::pages::{forged, form_target, html, problem};
+use super::pages::{forged, form_page, form_target, html, problem};
 use super::session::SignedIn;
 use super::view;
 use crate::AppState;
@@ -169,13 +169,7 @@ async fn users_page(
             })
             .collect(),
     };
-    match (mistake, super::pages::render(&page)) {
-        (_, Err(e)) => e.into_response(),
-        (None, Ok(body)) => axum::response::Html(body).into_response(),
-        (Some(message), Ok(body)) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message).page(body)
-        }
-    }
+    form_page(&page, mistake)
 }
 
 /// The form's `roles` field: `role@zone` separated by commas.
@@ -194,7 +188,7 @@ pub(super) fn roles_field(fields: &Fields) -> Result<Vec<RoleAssignment>, String
 pub(super) fn roles_text(roles: &[RoleAssignment]) -> String {
     roles
         .iter()
-        .map(|r| format!("{}@{}", r.role, r.domain))
+        .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
 }

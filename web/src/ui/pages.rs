@@ -115,11 +115,7 @@ pub(super) async fn home(State(state): State<AppState>, me: SignedIn) -> Respons
             .clone()
             .unwrap_or_else(|| user.name.to_string()),
         org: user.org.as_ref().map(ToString::to_string),
-        roles: user
-            .roles
-            .iter()
-            .map(|r| format!("{}@{}", r.role, r.domain))
-            .collect(),
+        roles: user.roles.iter().map(ToString::to_string).collect(),
     };
     html(&page)
 }
@@ -287,6 +283,17 @@ pub(super) async fn logout(State(state): State<AppState>, me: SignedIn, form: Fi
     )
 }
 
+/// A form's page: 200, or 422 (and a refusal event) when it comes back with `mistake`.
+pub(super) fn form_page(page: &impl Template, mistake: Option<String>) -> Response {
+    match (mistake, render(page)) {
+        (_, Err(e)) => e.into_response(),
+        (None, Ok(body)) => Html(body).into_response(),
+        (Some(message), Ok(body)) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message).page(body)
+        }
+    }
+}
+
 /// The request or grant a signed-in form acts on: the form token checked, the id read; the
 /// refusal as a page (titled `title`) otherwise.
 pub(super) fn form_target(
@@ -296,10 +303,23 @@ pub(super) fn form_target(
     id: &str,
     title: &str,
 ) -> Result<otgate_policy::GrantId, Box<Response>> {
+    form_target_read(state, me, fields, id, crate::extract::grant_id, title)
+}
+
+/// What a signed-in form acts on, read from the path by `read` once the form token is
+/// checked; the refusal as a page (titled `title`) otherwise.
+pub(super) fn form_target_read<T>(
+    state: &AppState,
+    me: &SignedIn,
+    fields: &Fields,
+    target: &str,
+    read: impl FnOnce(&str) -> Result<T, ApiError>,
+    title: &str,
+) -> Result<T, Box<Response>> {
     if !me.checks(state, fields.csrf()) {
         return Err(Box::new(problem(forged(), "Refused")));
     }
-    crate::extract::grant_id(id).map_err(|e| Box::new(problem(e, title)))
+    read(target).map_err(|e| Box::new(problem(e, title)))
 }
 
 /// A form that did not come from the signed-in session.
